@@ -1,0 +1,127 @@
+"""Protocol modules: each looks at the sampled payloads of one flow and adds facts to it.
+
+A module offers `client_hint(payload, sport, dport) -> bool | None` (does this payload come from the
+client?) for role decisions, and `inspect(view, facts)` that dissects the flow's samples (with scapy where
+scapy has the layer) and records names, services and key-exchange evidence with frame numbers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+# Inspection order matters little: every module looks at every flow and returns quickly when it does not match.
+MODULES = ("dns", "tls")
+
+
+@dataclass(slots=True)
+class Sample:
+    """One sampled payload of a flow; `from_orig` once roles are known."""
+
+    frame: int
+    ts: float
+    from_orig: bool
+    seq: int
+    payload: bytes
+
+
+@dataclass
+class Facts:
+    """What protocol dissection learned about one flow."""
+
+    services: list[str] = field(default_factory=list)
+    server_name: str | None = None
+    server_name_source: str | None = None
+    key_exchange: str | None = None
+    key_frames: list[int] = field(default_factory=list)
+    cert_names: list[str] = field(default_factory=list)
+    dns_answers: list[tuple[str, str, int]] = field(default_factory=list)  # (address, query name, frame)
+    details: dict = field(default_factory=dict)
+    malformed: int = 0  # samples a module recognised but could not dissect
+
+    def add_service(self, name: str) -> None:
+        if name not in self.services:
+            self.services.append(name)
+
+    def set_name(self, name: str, source: str) -> None:
+        """Keep the strongest name: an SNI beats DNS, DNS beats a certificate name."""
+        rank = {"sni": 0, "dns": 1, "cert": 2}
+        if self.server_name is None or rank[source] < rank[self.server_name_source or "cert"]:
+            self.server_name, self.server_name_source = name, source
+
+    def mark_key_exchange(self, kind: str, frames: list[int]) -> None:
+        if self.key_exchange is None:
+            self.key_exchange = kind
+        for f in frames:
+            if f not in self.key_frames:
+                self.key_frames.append(f)
+        self.key_frames.sort()
+
+
+@dataclass
+class FlowView:
+    """The part of a flow that protocol modules see."""
+
+    proto: str  # "tcp" or "udp"
+    orig_p: int
+    resp_p: int
+    samples: list[Sample]
+
+    def stream(self, from_orig: bool, limit: int = 256 * 1024) -> tuple[bytes, list[tuple[int, int]]]:
+        """Reassembled TCP bytes of one direction, and (stream offset, frame) where each segment starts.
+
+        Segments are put in sequence order, retransmissions dropped, and the stream stops at the first gap.
+        """
+        segs = [s for s in self.samples if s.from_orig == from_orig and s.payload]
+        if not segs:
+            return b"", []
+        base = segs[0].seq
+        ordered = sorted(segs, key=lambda s: ((s.seq - base) & 0xFFFFFFFF, s.frame))
+        base = ordered[0].seq if ((ordered[0].seq - base) & 0xFFFFFFFF) < 0x80000000 else base
+        out = bytearray()
+        marks: list[tuple[int, int]] = []
+        for s in ordered:
+            rel = (s.seq - base) & 0xFFFFFFFF
+            if rel > len(out):
+                break  # gap: nothing after it can be trusted to be in order
+            new = s.payload[len(out) - rel:]
+            if new:
+                marks.append((len(out), s.frame))
+                out += new
+            if len(out) >= limit:
+                break
+        return bytes(out[:limit]), marks
+
+
+def frame_at(marks: list[tuple[int, int]], offset: int) -> int:
+    """The frame that carried stream byte `offset`."""
+    frame = marks[0][1] if marks else 0
+    for start, fr in marks:
+        if start > offset:
+            break
+        frame = fr
+    return frame
+
+
+def _modules() -> list:
+    return [importlib.import_module(f"analyzer.protocols.{name}") for name in MODULES]
+
+
+def client_direction(proto: int, port0: int, port1: int, samples: list[tuple]) -> int | None:
+    """Side (0/1) that the payloads show to be the client, or None when they do not say."""
+    mods = _modules()
+    for _frame, _ts, side, _seq, payload in samples[:16]:
+        sport, dport = (port0, port1) if side == 0 else (port1, port0)
+        for mod in mods:
+            hint = mod.client_hint(payload, sport, dport)
+            if hint is not None:
+                return side if hint else 1 - side
+    return None
+
+
+def inspect(view: FlowView) -> Facts:
+    """Run every protocol module over one flow."""
+    facts = Facts()
+    for mod in _modules():
+        mod.inspect(view, facts)
+    return facts

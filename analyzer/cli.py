@@ -1,0 +1,134 @@
+"""The `callaudit` command: parses options, calls the pipeline, renders. No logic of its own."""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+
+from analyzer.errors import CallauditError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Where did a call's traffic go? Offline jurisdiction audit of packet captures.")
+CAPTURE_MAGICS = (b"\x0a\x0d\x0d\x0a", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
+                  b"\xa1\xb2\x3c\x4d")
+
+
+class Format(str, Enum):
+    terminal = "terminal"
+    json = "json"
+    csv = "csv"
+
+
+def _is_capture(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return False
+    return head in CAPTURE_MAGICS or head[:2] == b"\x1f\x8b"
+
+
+def expand(paths: list[Path]) -> list[Path]:
+    """Files as given; folders give the capture files inside them (recognised by magic number)."""
+    out = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and _is_capture(f))
+            if not found:
+                raise CallauditError(f"{p}: folder holds no pcap or pcapng files")
+            out += found
+        elif p.exists():
+            out.append(p)
+        else:
+            raise CallauditError(f"{p}: no such file or folder")
+    return out
+
+
+@app.command()
+def audit(
+    captures: Annotated[list[Path], typer.Argument(help="Capture files (pcap, pcapng, .gz) or folders.")],
+    expect: Annotated[Optional[str], typer.Option(
+        help="Expected countries: ISO codes and groups, e.g. US,CA or EU.")] = None,
+    policy: Annotated[Optional[Path], typer.Option(help="Policy TOML: expected, key_exchange, deny.")] = None,
+    geoip: Annotated[Optional[list[Path]], typer.Option(
+        help="Extra MMDB file or folder (repeatable); answers before the embedded DB-IP data.")] = None,
+    local: Annotated[Optional[str], typer.Option(help="The capture host's address (default: the busiest).")] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.terminal,
+    out: Annotated[Optional[Path], typer.Option(help="Write the report to this file.")] = None,
+) -> None:
+    """Audit captures: every server, its name and country, key exchange, and policy violations."""
+    from analyzer.geo import GeoLookup
+    from analyzer.jurisdiction import load_policy, policy_from_expect
+    from analyzer.pipeline import analyze
+
+    if expect and policy:
+        raise CallauditError("give --expect or --policy, not both")
+    pol = load_policy(policy) if policy else policy_from_expect(expect) if expect else None
+    if local:
+        import ipaddress
+
+        try:
+            local = str(ipaddress.ip_address(local))
+        except ValueError:
+            raise CallauditError(f"--local {local!r} is not an IP address") from None
+    geo = GeoLookup(geoip or [])
+    try:
+        result = analyze(expand(captures), geo, pol, local=local)
+    finally:
+        geo.close()
+    _emit(result, fmt, out)
+    raise typer.Exit(1 if result.summary.get("violations") else 0)
+
+
+def _emit(result, fmt: Format, out: Path | None) -> None:
+    from analyzer.report import tabular
+
+    if fmt is Format.terminal:
+        from rich.console import Console
+
+        from analyzer.report.terminal import render
+
+        if out:
+            with open(out, "w", encoding="utf-8") as fh:
+                render(result, Console(file=fh, width=200, no_color=True, highlight=False))
+        else:
+            render(result, Console(highlight=False))
+        return
+    text = tabular.to_json(result) if fmt is Format.json else tabular.to_csv(result)
+    if out:
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise CallauditError(f"cannot write {out}: {exc.strerror or exc}") from None
+    else:
+        sys.stdout.write(text)
+
+
+def main() -> None:
+    """Entry point: usage and input errors are one line on stderr and exit 2, never a traceback."""
+    try:
+        code = app(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        code = 130
+    except click.ClickException as exc:
+        print(f"callaudit: error: {exc.format_message()}", file=sys.stderr)
+        code = 2
+    except CallauditError as exc:
+        print(f"callaudit: error: {exc}", file=sys.stderr)
+        code = 2
+    except BrokenPipeError:
+        code = 0
+    except Exception as exc:  # a bug must still not dump a traceback on a user; CALLAUDIT_DEBUG shows it
+        if os.environ.get("CALLAUDIT_DEBUG"):
+            raise
+        print(f"callaudit: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        code = 2
+    sys.exit(code if isinstance(code, int) else 0)

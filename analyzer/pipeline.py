@@ -1,0 +1,132 @@
+"""analyze(): the one function the CLI and the tests call, from capture files to an Audit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from analyzer import flows as flowmod
+from analyzer import protocols
+from analyzer.capture import CaptureStats, read_capture
+from analyzer.geo import GeoLookup
+from analyzer.jurisdiction import Policy, apply_verdicts
+from analyzer.vendors import attribute
+
+SCHEMA = 1
+FLOW_COLUMNS = [
+    "uid", "capture", "proto", "orig_h", "orig_p", "resp_h", "resp_p", "service", "server_name",
+    "server_name_source", "vendor", "vendor_evidence", "key_exchange", "key_frames", "first_frame",
+    "first_ts", "last_ts", "duration", "orig_pkts", "resp_pkts", "orig_bytes", "resp_bytes",
+    "orig_ip_bytes", "resp_ip_bytes", "rtt_ms", "role_evidence", "resp_scope", "resp_cc",
+    "resp_registered_cc", "resp_asn", "resp_org", "geo_db", "geo_db_date", "verdict", "reason",
+]
+VERDICT_ORDER = {"violation": 0, "unknown": 1, "ok": 2, "unchecked": 2, "local": 3}
+
+
+@dataclass
+class Audit:
+    """Everything a report shows: what was read, which data judged it, and the flows with verdicts."""
+
+    captures: list[CaptureStats]
+    geoip: list[dict]
+    policy: Policy | None
+    flows: pd.DataFrame
+    summary: dict = field(default_factory=dict)
+
+
+def analyze_capture(path: str | Path, local: str | None = None) -> tuple[CaptureStats, list[dict]]:
+    """Read one capture: flows with protocol facts and names, before GeoIP and verdicts."""
+    stats = CaptureStats(str(path))
+    table = flowmod.FlowTable(str(path))
+    add = table.add
+    for pkt in read_capture(path, stats):
+        add(pkt)
+    records = flowmod.finish(table, str(path), local)
+    names: dict[str, tuple[str, int]] = {}  # address -> (name asked for, frame of the DNS answer)
+    rows = []
+    for rec in records:
+        facts = protocols.inspect(protocols.FlowView(rec.proto, rec.orig_p, rec.resp_p, rec.samples))
+        for addr, name, frame in facts.dns_answers:
+            names.setdefault(addr, (name, frame))
+        rows.append(_row(rec, facts))
+    for row in rows:  # a name from DNS is weaker than an SNI, stronger than a certificate name
+        dns = names.get(row["resp_h"])
+        if dns and row["server_name_source"] in (None, "cert"):
+            row["server_name"], row["server_name_source"] = dns[0], "dns"
+    return stats, rows
+
+
+def _row(rec: flowmod.FlowRecord, facts: protocols.Facts) -> dict:
+    return {
+        "uid": rec.uid, "capture": rec.capture, "proto": rec.proto,
+        "orig_h": rec.orig_h, "orig_p": rec.orig_p, "resp_h": rec.resp_h, "resp_p": rec.resp_p,
+        "service": ",".join(facts.services) or None,
+        "server_name": facts.server_name, "server_name_source": facts.server_name_source,
+        "key_exchange": facts.key_exchange, "key_frames": list(facts.key_frames),
+        "first_frame": rec.first_frame, "first_ts": rec.first_ts, "last_ts": rec.last_ts,
+        "duration": round(rec.last_ts - rec.first_ts, 6),
+        "orig_pkts": rec.orig_pkts, "resp_pkts": rec.resp_pkts,
+        "orig_bytes": rec.orig_bytes, "resp_bytes": rec.resp_bytes,
+        "orig_ip_bytes": rec.orig_ip_bytes, "resp_ip_bytes": rec.resp_ip_bytes,
+        "rtt_ms": rec.rtt_ms, "role_evidence": rec.role_evidence,
+    }
+
+
+def analyze(paths: list[str | Path], geo: GeoLookup, policy: Policy | None,
+            local: str | None = None) -> Audit:
+    """Read every capture, tag servers with GeoIP data, judge each flow against the policy."""
+    captures, rows = [], []
+    for path in paths:
+        stats, capture_rows = analyze_capture(path, local)
+        captures.append(stats)
+        rows += capture_rows
+    df = pd.DataFrame(rows, columns=[c for c in FLOW_COLUMNS if c in (rows[0] if rows else {})] or None)
+    df = _geo(df, geo)
+    df = apply_verdicts(df, policy)
+    df = df.reindex(columns=FLOW_COLUMNS)
+    if len(df):
+        df = df.assign(_v=df["verdict"].map(VERDICT_ORDER).fillna(2), _k=df["key_exchange"].isna(),
+                       _b=-(df["orig_bytes"] + df["resp_bytes"]))
+        df = df.sort_values(["_v", "_k", "_b", "capture", "first_frame"]).drop(columns=["_v", "_k", "_b"])
+        df = df.reset_index(drop=True)
+    return Audit(captures, [db.as_dict() for db in geo.databases], policy, df, summarize(df))
+
+
+def _geo(df: pd.DataFrame, geo: GeoLookup) -> pd.DataFrame:
+    """Look up each server address once and join the answers; then attribute vendors."""
+    cols = ["resp_scope", "resp_cc", "resp_registered_cc", "resp_asn", "resp_org", "geo_db", "geo_db_date"]
+    if df.empty:
+        return df.reindex(columns=list(df.columns) + cols + ["vendor", "vendor_evidence"])
+    info = {}
+    for addr in df["resp_h"].unique():
+        g = geo.lookup(addr)
+        info[addr] = (g.scope, g.cc, g.registered_cc, g.asn, g.org, g.db, g.db_date)
+    geo_df = pd.DataFrame.from_dict(info, orient="index", columns=cols)
+    df = df.join(geo_df, on="resp_h")
+    df["resp_asn"] = df["resp_asn"].astype("Int64")
+    vend = [attribute(n, None if pd.isna(a) else int(a), p, rp) for n, a, p, rp in
+            zip(df["server_name"], df["resp_asn"], df["proto"], df["resp_p"])]
+    df["vendor"] = [v for v, _ in vend]
+    df["vendor_evidence"] = [e for _, e in vend]
+    return df
+
+
+def summarize(df: pd.DataFrame) -> dict:
+    """The one-line summary: flows, servers, countries, violations, key-exchange violations."""
+    if df.empty:
+        return {"flows": 0, "servers": 0, "countries": [], "violations": 0, "key_exchange_violations": 0,
+                "key_exchange_flows": 0, "verdicts": {}}
+    public = df[df["resp_scope"] == "public"]
+    violations = df[df["verdict"] == "violation"]
+    return {
+        "flows": int(len(df)),
+        "servers": int(public["resp_h"].nunique()),
+        "countries": sorted(public["resp_cc"].dropna().unique().tolist()),
+        "violations": int(len(violations)),
+        "key_exchange_flows": int(df["key_exchange"].notna().sum()),
+        "key_exchange_violations": int(violations["key_exchange"].notna().sum()),
+        "violating_countries": sorted(violations["resp_cc"].dropna().unique().tolist()),
+        "verdicts": {k: int(v) for k, v in df["verdict"].value_counts().items()},
+    }

@@ -1,0 +1,63 @@
+"""JSON (schema 1) and CSV renderings of an Audit."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+import pandas as pd
+
+from analyzer import __version__
+from analyzer.pipeline import SCHEMA, Audit
+from analyzer.report.escape import csv_cell
+
+ATTRIBUTION = "IP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0"
+
+
+def _clean(value: object) -> object:
+    """JSON-safe scalars: NaN/NA become null, numpy numbers become Python numbers."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item") and not isinstance(value, (list, tuple, str)):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def flow_records(audit: Audit) -> list[dict]:
+    return [{k: _clean(v) for k, v in row.items()} for row in audit.flows.to_dict(orient="records")]
+
+
+def document(audit: Audit) -> dict:
+    """The JSON document: documented in the README, versioned by `schema`."""
+    return {
+        "schema": SCHEMA,
+        "tool": {"name": "callaudit", "version": __version__},
+        "captures": [c.as_dict() for c in audit.captures],
+        "geoip": audit.geoip,
+        "policy": audit.policy.as_dict() if audit.policy else None,
+        "summary": audit.summary,
+        "flows": flow_records(audit),
+        "attribution": ATTRIBUTION,
+    }
+
+
+def to_json(audit: Audit) -> str:
+    return json.dumps(document(audit), indent=2, ensure_ascii=False) + "\n"
+
+
+def to_csv(audit: Audit) -> str:
+    """One row per flow; list cells joined with spaces; every string cell neutralised."""
+    out = io.StringIO()
+    cols = list(audit.flows.columns)
+    writer = csv.writer(out)
+    writer.writerow(cols)
+    for rec in flow_records(audit):
+        writer.writerow([csv_cell(" ".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v))
+                         for v in (rec[c] for c in cols)])
+    return out.getvalue()
