@@ -8,7 +8,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 
 from analyzer.errors import CallauditError
@@ -17,6 +16,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Where did a call's traffic go? Offline jurisdiction audit of packet captures.")
 CAPTURE_MAGICS = (b"\x0a\x0d\x0d\x0a", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
                   b"\xa1\xb2\x3c\x4d")
+
+
+@app.callback()
+def _root() -> None:
+    """Where did a call's traffic go? Offline jurisdiction audit of packet captures."""
 
 
 class Format(str, Enum):
@@ -114,21 +118,23 @@ def main() -> None:
     """Entry point: usage and input errors are one line on stderr and exit 2, never a traceback."""
     try:
         code = app(standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         code = exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         code = 130
-    except click.ClickException as exc:
-        print(f"callaudit: error: {exc.format_message()}", file=sys.stderr)
-        code = 2
     except CallauditError as exc:
         print(f"callaudit: error: {exc}", file=sys.stderr)
         code = 2
     except BrokenPipeError:
         code = 0
-    except Exception as exc:  # a bug must still not dump a traceback on a user; CALLAUDIT_DEBUG shows it
-        if os.environ.get("CALLAUDIT_DEBUG"):
+    except Exception as exc:  # never a traceback on a user; CALLAUDIT_DEBUG=1 shows it for a bug
+        if hasattr(exc, "format_message"):  # typer's usage errors (from its vendored click)
+            message = exc.format_message()
+            print(message if type(exc).__name__ == "NoArgsIsHelpError"
+                  else f"callaudit: error: {' '.join(message.split())}", file=sys.stderr)
+        elif os.environ.get("CALLAUDIT_DEBUG"):
             raise
-        print(f"callaudit: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        else:
+            print(f"callaudit: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         code = 2
     sys.exit(code if isinstance(code, int) else 0)

@@ -30,7 +30,7 @@ def rules() -> Rules:
 def attribute(server_name: str | None, asn: int | None, proto: str, resp_p: int) -> tuple[str | None, str | None]:
     """(vendor slug, the evidence that matched) for one flow, or (None, None)."""
     r = rules()
-    if server_name:
+    if isinstance(server_name, str) and server_name:
         name = server_name.lower().rstrip(".")
         for suffix, vendor in r.domains:
             if name == suffix or name.endswith("." + suffix):
