@@ -1,0 +1,268 @@
+"""Tests for analyzer/geo.py: layouts told apart by metadata, priority, normalisation, local scope, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mmdb_writer import MMDBWriter
+from netaddr import IPSet
+
+from analyzer.errors import CallauditError
+from analyzer.geo import EMBEDDED_DB, GeoDatabase, GeoInfo, GeoLookup, is_local
+
+TEST_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "geoip-test-data"
+COUNTRY = TEST_DATA / "GeoIP2-Country-Test.mmdb"
+CITY = TEST_DATA / "GeoIP2-City-Test.mmdb"
+ASN = TEST_DATA / "GeoLite2-ASN-Test.mmdb"
+ISP = TEST_DATA / "GeoIP2-ISP-Test.mmdb"
+INVALID = TEST_DATA / "GeoIP2-City-Test-Invalid-Node-Count.mmdb"
+
+needs_test_data = pytest.mark.skipif(not COUNTRY.exists(), reason="shared geoip-test-data not present")
+
+
+def write_mmdb(path: Path, db_type: str, records: dict[str, dict]) -> Path:
+    """A small IPv6 MMDB (IPv4 aliased) with the given networks and records."""
+    writer = MMDBWriter(ip_version=6, database_type=db_type, ipv4_compatible=True)
+    for network, record in records.items():
+        writer.insert_network(IPSet([network]), record)
+    writer.to_db_file(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def embedded() -> GeoLookup:
+    geo = GeoLookup()
+    yield geo
+    geo.close()
+
+
+# --- embedded DB-IP country database -------------------------------------------------------------
+
+
+def test_embedded_database_metadata(embedded: GeoLookup) -> None:
+    [db] = embedded.databases
+    assert db.path == str(EMBEDDED_DB)
+    assert db.layout == "flat-country"
+    assert db.embedded is True
+    assert db.attribution == "IP Geolocation by DB-IP (https://db-ip.com)"
+    assert len(db.build_date) == 10 and db.build_date[4] == "-"
+    assert db.as_dict() == {
+        "path": db.path, "name": db.name, "type": db.type, "layout": "flat-country",
+        "build_date": db.build_date, "embedded": True, "attribution": db.attribution,
+    }
+
+
+@pytest.mark.parametrize(
+    ("ip", "cc"),
+    [("8.8.8.8", "US"), ("52.81.100.10", "CN"), ("::ffff:8.8.8.8", "US"), ("2002:808:808::1", "US"),
+     ("64:ff9b::808:808", "US")],
+)
+def test_embedded_lookup(embedded: GeoLookup, ip: str, cc: str) -> None:
+    info = embedded.lookup(ip)
+    assert info.scope == "public"
+    assert info.cc == cc
+    assert info.registered_cc is None and info.asn is None
+    assert info.db == "dbip-country.mmdb"
+    assert info.db_date == embedded.databases[0].build_date
+
+
+def test_lookup_is_cached(embedded: GeoLookup) -> None:
+    assert embedded.lookup("8.8.8.8") is embedded.lookup("8.8.8.8")
+
+
+@pytest.mark.parametrize(
+    "ip",
+    ["192.168.1.1", "10.1.2.3", "172.16.0.1", "127.0.0.1", "100.64.0.1", "169.254.1.1", "fe80::1",
+     "224.0.0.1", "239.255.255.250", "ff02::1", "2001:db8::1", "192.0.2.1", "198.51.100.7", "203.0.113.9",
+     "0.0.0.0", "::", "::1", "255.255.255.255", "240.0.0.1", "fd12:3456::1", "::ffff:192.168.1.1"],
+)
+def test_local_addresses_are_never_looked_up(ip: str) -> None:
+    assert is_local(ip)
+
+    class Boom(GeoLookup):
+        def _locate(self, addr: object) -> GeoInfo:
+            raise AssertionError("local address was looked up")
+
+    geo = Boom(embedded=False)
+    assert geo.lookup(ip) == GeoInfo(scope="local")
+
+
+@pytest.mark.parametrize("ip", ["8.8.8.8", "52.81.100.10", "2a00:1450:4001::1", "::ffff:8.8.8.8"])
+def test_public_addresses(ip: str) -> None:
+    assert not is_local(ip)
+
+
+@pytest.mark.parametrize("bad", ["not-an-ip", "1.2.3.4.5", "", "300.1.1.1"])
+def test_bad_address_is_a_user_error(embedded: GeoLookup, bad: str) -> None:
+    with pytest.raises(CallauditError, match="not an IP address"):
+        embedded.lookup(bad)
+    with pytest.raises(CallauditError):
+        is_local(bad)
+
+
+def test_no_databases_answers_nothing() -> None:
+    geo = GeoLookup(embedded=False)
+    assert geo.databases == []
+    assert geo.lookup("8.8.8.8") == GeoInfo(scope="public")
+
+
+# --- MaxMind test databases --------------------------------------------------------------------
+
+
+@needs_test_data
+def test_maxmind_layouts_classified_by_metadata() -> None:
+    geo = GeoLookup([COUNTRY, CITY, ASN, ISP], embedded=False)
+    assert [db.layout for db in geo.databases] == ["geoip2-country", "geoip2-city", "geoip2-asn", "geoip2-isp"]
+    assert [db.type for db in geo.databases] == ["GeoIP2-Country", "GeoIP2-City", "GeoLite2-ASN", "GeoIP2-ISP"]
+    assert {db.build_date for db in geo.databases} == {"2026-02-04"}
+    assert not any(db.embedded for db in geo.databases)
+    geo.close()
+
+
+@needs_test_data
+def test_country_database_gives_registered_country() -> None:
+    geo = GeoLookup([COUNTRY], embedded=False)
+    assert geo.lookup("81.2.69.142") == GeoInfo(
+        "public", "GB", "US", None, None, "GeoIP2-Country-Test.mmdb", "2026-02-04"
+    )
+    assert (geo.lookup("2.125.160.216").cc, geo.lookup("2.125.160.216").registered_cc) == ("GB", "FR")
+    assert geo.lookup("::ffff:81.2.69.142").cc == "GB"
+    assert geo.lookup("2002:5102:458e::1").cc == "GB"
+    assert geo.lookup("81.2.69.141") == GeoInfo(scope="public")  # AddressNotFound is just no answer
+    geo.close()
+
+
+@needs_test_data
+def test_city_database_uses_city_method() -> None:
+    geo = GeoLookup([CITY], embedded=False)
+    info = geo.lookup("81.2.69.142")
+    assert (info.cc, info.registered_cc, info.db) == ("GB", "US", "GeoIP2-City-Test.mmdb")
+    geo.close()
+
+
+@needs_test_data
+def test_asn_and_isp_databases() -> None:
+    geo = GeoLookup([ASN], embedded=False)
+    assert geo.lookup("1.128.0.1") == GeoInfo("public", asn=1221, org="Telstra Pty Ltd")
+    assert geo.lookup("12.81.96.1") == GeoInfo("public", asn=7018, org=None)
+    assert geo.lookup("8.8.8.8") == GeoInfo("public")
+    geo.close()
+    geo = GeoLookup([ISP], embedded=False)
+    assert (geo.lookup("149.101.100.1").asn, geo.lookup("1.128.0.1").asn) == (6167, 1221)
+    geo.close()
+
+
+@needs_test_data
+def test_priority_user_databases_first_embedded_last() -> None:
+    geo = GeoLookup([ASN, COUNTRY])
+    assert [db.embedded for db in geo.databases] == [False, False, True]
+    info = geo.lookup("81.2.69.142")
+    assert (info.cc, info.registered_cc, info.db) == ("GB", "US", "GeoIP2-Country-Test.mmdb")
+    info = geo.lookup("1.128.0.1")  # not in the country test DB: the embedded DB answers the country
+    assert (info.cc, info.db, info.asn, info.org) == ("AU", "dbip-country.mmdb", 1221, "Telstra Pty Ltd")
+    geo.close()
+
+
+@needs_test_data
+def test_folder_of_databases(tmp_path: Path) -> None:
+    (tmp_path / "b.mmdb").write_bytes(COUNTRY.read_bytes())
+    (tmp_path / "a.mmdb").write_bytes(ASN.read_bytes())
+    (tmp_path / "notes.txt").write_text("not a database")
+    geo = GeoLookup([tmp_path], embedded=False)
+    assert [db.name for db in geo.databases] == ["a.mmdb", "b.mmdb"]
+    geo.close()
+
+
+# --- other layouts built with mmdb-writer ------------------------------------------------------
+
+
+def test_flat_country_layout_is_classified_by_records_not_name(tmp_path: Path) -> None:
+    path = write_mmdb(
+        tmp_path / "GeoIP2-City.mmdb",  # misleading name on purpose
+        "ip-location-db-country",
+        {"1.2.3.0/24": {"country_code": "FR"}, "2a01::/16": {"country_code": "DE"}},
+    )
+    geo = GeoLookup([path])
+    assert geo.databases[0].layout == "flat-country"
+    assert geo.databases[0].type == "ip-location-db-country"
+    assert geo.lookup("1.2.3.4").cc == "FR"
+    assert geo.lookup("1.2.3.4").db == "GeoIP2-City.mmdb"
+    assert geo.lookup("::ffff:1.2.3.4").cc == "FR"
+    assert geo.lookup("2a01::5").cc == "DE"
+    assert geo.lookup("8.8.8.8").db == "dbip-country.mmdb"  # falls through to the embedded DB
+    geo.close()
+
+
+def test_ipinfo_lite_layout(tmp_path: Path) -> None:
+    record = {"asn": "AS15169", "as_name": "Google LLC", "as_domain": "google.com", "country_code": "US",
+              "country": "United States", "continent_code": "NA", "continent": "North America"}
+    path = write_mmdb(tmp_path / "lite.mmdb", "ipinfo lite.mmdb", {"8.8.8.0/24": record})
+    geo = GeoLookup([path], embedded=False)
+    [db] = geo.databases
+    assert db.layout == "ipinfo-lite"
+    assert db.attribution is not None and "IPinfo" in db.attribution
+    assert geo.lookup("8.8.8.8") == GeoInfo("public", "US", None, 15169, "Google LLC", "lite.mmdb", db.build_date)
+    geo.close()
+
+
+def test_dbip_city_layout_without_registered_country(tmp_path: Path) -> None:
+    record = {"city": {"names": {"en": "Paris"}}, "continent": {"code": "EU"},
+              "country": {"iso_code": "FR", "names": {"en": "France"}}, "location": {"latitude": 48.8}}
+    path = write_mmdb(tmp_path / "city.mmdb", "DBIP-City-Lite", {"1.2.3.0/24": record})
+    geo = GeoLookup([path], embedded=False)
+    assert geo.databases[0].layout == "dbip-city"
+    assert geo.databases[0].attribution == "IP Geolocation by DB-IP (https://db-ip.com)"
+    info = geo.lookup("1.2.3.4")
+    assert (info.cc, info.registered_cc) == ("FR", None)
+    geo.close()
+
+
+def test_asn_answer_from_a_later_database(tmp_path: Path) -> None:
+    country = write_mmdb(tmp_path / "c.mmdb", "cc", {"1.2.3.0/24": {"country_code": "FR"}})
+    lite = write_mmdb(tmp_path / "l.mmdb", "lite", {"1.2.3.0/24": {"country_code": "BE", "asn": "AS64500",
+                                                                   "as_name": "Example"}})
+    geo = GeoLookup([country, lite], embedded=False)
+    info = geo.lookup("1.2.3.4")
+    assert (info.cc, info.db, info.asn, info.org) == ("FR", "c.mmdb", 64500, "Example")
+    geo.close()
+
+
+# --- errors a user can cause -------------------------------------------------------------------
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(CallauditError, match="not found: .*nope.mmdb"):
+        GeoLookup([tmp_path / "nope.mmdb"])
+
+
+def test_folder_without_databases(tmp_path: Path) -> None:
+    with pytest.raises(CallauditError, match=f"no .mmdb files in GeoIP folder {tmp_path}"):
+        GeoLookup([tmp_path])
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "fake.mmdb"
+    path.write_text("hello")
+    with pytest.raises(CallauditError, match="fake.mmdb") as err:
+        GeoLookup([path])
+    assert "\n" not in str(err.value)
+
+
+@needs_test_data
+def test_corrupt_database() -> None:
+    with pytest.raises(CallauditError, match="GeoIP2-City-Test-Invalid-Node-Count.mmdb") as err:
+        GeoLookup([INVALID])
+    assert "\n" not in str(err.value)
+
+
+@needs_test_data
+def test_database_without_country_or_asn() -> None:
+    with pytest.raises(CallauditError, match="MaxMind-DB-test-ipv4-24.mmdb.*neither country nor ASN"):
+        GeoLookup([TEST_DATA / "MaxMind-DB-test-ipv4-24.mmdb"])
+
+
+def test_geodatabase_is_frozen() -> None:
+    db = GeoDatabase("p", "n", "t", "flat-country", "2026-01-01", False, None)
+    with pytest.raises(AttributeError):
+        db.name = "x"  # type: ignore[misc]
