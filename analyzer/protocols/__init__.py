@@ -75,9 +75,9 @@ class FlowView:
         segs = [s for s in self.samples if s.from_orig == from_orig and s.payload]
         if not segs:
             return b"", []
-        base = segs[0].seq
+        first = segs[0].seq  # signed distances from the first segment seen survive wraparound
+        base = (first + min(((s.seq - first + 0x80000000) & 0xFFFFFFFF) - 0x80000000 for s in segs)) & 0xFFFFFFFF
         ordered = sorted(segs, key=lambda s: ((s.seq - base) & 0xFFFFFFFF, s.frame))
-        base = ordered[0].seq if ((ordered[0].seq - base) & 0xFFFFFFFF) < 0x80000000 else base
         out = bytearray()
         marks: list[tuple[int, int]] = []
         for s in ordered:

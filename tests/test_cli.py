@@ -1,0 +1,109 @@
+"""The CLI end to end: exit codes 0/1/2, one-line errors, every output format, `python -m analyzer`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import CAPTURES, GEOIP_TEST
+
+
+def run(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "analyzer", *map(str, args)], capture_output=True, text=True,
+                          timeout=120, **kw)
+
+
+def test_violation_exit_1_with_json_evidence(tmp_path):
+    out = tmp_path / "r.json"
+    r = run("audit", CAPTURES / "ndpi_zoom.pcap", "--expect", "US,CA", "--format", "json", "--out", out)
+    assert r.returncode == 1, r.stderr
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == 1
+    [cap] = doc["captures"]
+    assert cap["frames"] == cap["decoded"] + sum(cap["skipped"].values()) == 781
+    assert doc["geoip"][0]["build_date"] and doc["geoip"][0]["embedded"]
+    flows = doc["flows"]
+    assert flows[0]["verdict"] == "violation"  # violations first
+    nl = [f for f in flows if f["server_name"] == "zoomfrn99mmr.zoom.us" and f["key_exchange"] == "tls"]
+    assert nl and nl[0]["resp_cc"] == "NL" and "NL (Netherlands)" in nl[0]["reason"]
+    assert nl[0]["key_frames"] and nl[0]["first_frame"] >= 1 and nl[0]["geo_db"] == "dbip-country.mmdb"
+    assert doc["summary"]["key_exchange_violations"] >= 1
+    required = {"uid", "capture", "proto", "orig_h", "orig_p", "resp_h", "resp_p", "service", "server_name",
+                "server_name_source", "vendor", "key_exchange", "key_frames", "first_frame", "first_ts",
+                "last_ts", "orig_pkts", "resp_pkts", "orig_bytes", "resp_bytes", "rtt_ms", "resp_cc",
+                "resp_registered_cc", "resp_asn", "resp_org", "geo_db", "verdict", "reason"}
+    assert required <= set(flows[0])
+
+
+def test_clean_exit_0_and_unchecked_without_policy():
+    r = run("audit", CAPTURES / "ndpi_google_meet.pcapng", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert {f["verdict"] for f in json.loads(r.stdout)["flows"]} == {"unchecked"}
+    r = run("audit", CAPTURES / "ndpi_google_meet.pcapng", "--expect", "US")
+    assert r.returncode == 0 and "0 violations" in r.stdout
+
+
+def test_policy_file_key_exchange_rule(tmp_path):
+    policy = tmp_path / "p.toml"
+    policy.write_text('expected = ["US", "NL", "FR", "DE", "IT", "HR"]\nkey_exchange = ["US"]\n')
+    r = run("audit", CAPTURES / "ndpi_zoom.pcap", "--policy", policy, "--format", "json")
+    assert r.returncode == 1
+    bad = [f for f in json.loads(r.stdout)["flows"] if f["verdict"] == "violation"]
+    assert bad and all(f["key_exchange"] for f in bad) and all("key exchange" in f["reason"] for f in bad)
+
+
+def test_csv_output_has_every_flow():
+    r = run("audit", CAPTURES / "ndpi_zoom.pcap", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert len(rows) == 32 and rows[0]["uid"].startswith("C")
+
+
+def test_terminal_output_lists_servers_and_summary():
+    r = run("audit", CAPTURES / "ndpi_zoom.pcap", "--expect", "US,CA", env={"COLUMNS": "250", "PATH": ""})
+    assert r.returncode == 1
+    assert "zoomfrn99mmr.zoom.us" in r.stdout and "key-exchange violations" in r.stdout
+    assert "DB-IP" in r.stdout and "2026-06-01" in r.stdout
+
+
+def test_folder_of_captures(tmp_path):
+    r = run("audit", CAPTURES, "--format", "json")
+    doc = json.loads(r.stdout)
+    assert r.returncode == 0 and len(doc["captures"]) == 37
+
+
+def test_user_geoip_database_answers_first():
+    r = run("audit", CAPTURES / "ndpi_zoom.pcap", "--geoip", GEOIP_TEST / "GeoLite2-ASN-Test.mmdb",
+            "--format", "json")
+    doc = json.loads(r.stdout)
+    assert [d["name"] for d in doc["geoip"]][-1] == "dbip-country.mmdb" and len(doc["geoip"]) == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["audit", "missing.pcap"], "no such file"),
+    (["audit", CAPTURES / "MANIFEST.md"], "not a pcap"),
+    (["audit", CAPTURES / "ndpi_zoom.pcap", "--expect", "US,XX"], "XX"),
+    (["audit", CAPTURES / "ndpi_zoom.pcap", "--geoip", GEOIP_TEST / "GeoIP2-City-Test-Invalid-Node-Count.mmdb"],
+     "Invalid"),
+    (["audit", CAPTURES / "ndpi_zoom.pcap", "--format", "xml"], "xml"),
+    (["audit", CAPTURES / "ndpi_zoom.pcap", "--local", "not-an-ip"], "not an IP"),
+    (["audit", CAPTURES / "ndpi_zoom.pcap", "--policy", "nope.toml"], "nope.toml"),
+])
+def test_errors_are_one_line_exit_2(args, message):
+    r = run(*args)
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and message.lower() in r.stderr.lower(), r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_console_script_entry_point_is_declared():
+    import tomllib
+    from pathlib import Path
+
+    meta = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert meta["project"]["scripts"]["callaudit"] == "analyzer.cli:main"
+    assert meta["project"]["name"] == "callaudit"
