@@ -21,7 +21,10 @@ FLOW_COLUMNS = [
     "first_ts", "last_ts", "duration", "orig_pkts", "resp_pkts", "orig_bytes", "resp_bytes",
     "orig_ip_bytes", "resp_ip_bytes", "rtt_ms", "role_evidence", "resp_scope", "resp_cc",
     "resp_registered_cc", "resp_asn", "resp_org", "geo_db", "geo_db_date", "verdict", "reason",
+    "findings", "details",
 ]
+INT_COLUMNS = ["orig_p", "resp_p", "first_frame", "orig_pkts", "resp_pkts", "orig_bytes", "resp_bytes",
+               "orig_ip_bytes", "resp_ip_bytes", "resp_asn"]
 VERDICT_ORDER = {"violation": 0, "unknown": 1, "ok": 2, "unchecked": 2, "local": 3}
 
 
@@ -51,7 +54,10 @@ def analyze_capture(path: str | Path, local: str | None = None) -> tuple[Capture
         for addr, name, frame in facts.dns_answers:
             names.setdefault(addr, (name, frame))
         rows.append(_row(rec, facts))
+        rows += _revealed(rec, facts)
+    rows = _dedupe_revealed(rows)
     for row in rows:  # a name from DNS is weaker than an SNI, stronger than a certificate name
+        row.pop("_revealed", None)
         dns = names.get(row["resp_h"])
         if dns and row["server_name_source"] in (None, "cert"):
             row["server_name"], row["server_name_source"] = dns[0], "dns"
@@ -71,7 +77,44 @@ def _row(rec: flowmod.FlowRecord, facts: protocols.Facts) -> dict:
         "orig_bytes": rec.orig_bytes, "resp_bytes": rec.resp_bytes,
         "orig_ip_bytes": rec.orig_ip_bytes, "resp_ip_bytes": rec.resp_ip_bytes,
         "rtt_ms": rec.rtt_ms, "role_evidence": rec.role_evidence,
+        "findings": list(facts.findings), "details": dict(facts.details), "_revealed": False,
     }
+
+
+def _dedupe_revealed(rows: list[dict]) -> list[dict]:
+    """A revealed endpoint gets a row only when no flow of the capture already talks to it."""
+    seen = {(r["proto"], r["resp_h"], r["resp_p"]) for r in rows if not r["_revealed"]}
+    out = []
+    for r in rows:
+        key = (r["proto"], r["resp_h"], r["resp_p"])
+        if r["_revealed"]:
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(r)
+    return out
+
+
+def _revealed(rec: flowmod.FlowRecord, facts: protocols.Facts) -> list[dict]:
+    """Rows for endpoints a flow's payload reveals (TURN relay, STUN peer, SDP media address).
+
+    They carry no packets of their own here, but a relay or peer in a forbidden country matters as much.
+    """
+    rows = []
+    for ep in facts.endpoints:
+        h, p, proto = ep["h"], int(ep["p"]), ep.get("proto", "udp")
+        rows.append({
+            "uid": flowmod.make_uid(rec.capture, proto, (rec.orig_h, 0), (h, p), ep["frame"]),
+            "capture": rec.capture, "proto": proto, "orig_h": rec.orig_h, "orig_p": None,
+            "resp_h": h, "resp_p": p, "service": ep.get("via"), "server_name": None,
+            "server_name_source": None, "key_exchange": None, "key_frames": [ep["frame"]],
+            "first_frame": ep["frame"], "first_ts": None, "last_ts": None, "duration": None,
+            "orig_pkts": 0, "resp_pkts": 0, "orig_bytes": 0, "resp_bytes": 0, "orig_ip_bytes": 0,
+            "resp_ip_bytes": 0, "rtt_ms": None, "role_evidence": f"revealed-{ep['role']}",
+            "findings": [f"{ep['role']} {h}:{p} revealed by {ep.get('via')} in frame {ep['frame']} "
+                         f"of flow {rec.uid}"], "details": {"revealed_by": rec.uid}, "_revealed": True,
+        })
+    return rows
 
 
 def analyze(paths: list[str | Path], geo: GeoLookup, policy: Policy | None,
@@ -86,6 +129,7 @@ def analyze(paths: list[str | Path], geo: GeoLookup, policy: Policy | None,
     df = _geo(df, geo)
     df = apply_verdicts(df, policy)
     df = df.reindex(columns=FLOW_COLUMNS)
+    df = df.astype({c: "Int64" for c in INT_COLUMNS})
     if len(df):
         df = df.assign(_v=df["verdict"].map(VERDICT_ORDER).fillna(2), _k=df["key_exchange"].isna(),
                        _b=-(df["orig_bytes"] + df["resp_bytes"]))

@@ -37,6 +37,10 @@ class Facts:
     cert_names: list[str] = field(default_factory=list)
     dns_answers: list[tuple[str, str, int]] = field(default_factory=list)  # (address, query name, frame)
     details: dict = field(default_factory=dict)
+    findings: list[str] = field(default_factory=list)  # plain-language evidence, e.g. "SRTP keys in cleartext SDP"
+    # Endpoints the payloads reveal without talking to them directly (TURN relays, STUN peers, SDP media):
+    # {"h": address, "p": port, "proto": "udp"|"tcp", "role": "relay"|"peer"|"media", "frame": n, "via": "..."}
+    endpoints: list[dict] = field(default_factory=list)
     malformed: int = 0  # samples a module recognised but could not dissect
 
     def add_service(self, name: str) -> None:

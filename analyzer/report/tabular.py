@@ -51,6 +51,14 @@ def to_json(audit: Audit) -> str:
     return json.dumps(document(audit), indent=2, ensure_ascii=False) + "\n"
 
 
+def _cell(value: object) -> object:
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True) if value else ""
+    return "" if value is None else value
+
+
 def to_csv(audit: Audit) -> str:
     """One row per flow; list cells joined with spaces; every string cell neutralised."""
     out = io.StringIO()
@@ -58,6 +66,5 @@ def to_csv(audit: Audit) -> str:
     writer = csv.writer(out)
     writer.writerow(cols)
     for rec in flow_records(audit):
-        writer.writerow([csv_cell(" ".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v))
-                         for v in (rec[c] for c in cols)])
+        writer.writerow([csv_cell(_cell(rec[c])) for c in cols])
     return out.getvalue()
