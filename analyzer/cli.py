@@ -102,7 +102,8 @@ def _emit(result, fmt: Format, out: Path | None) -> None:
             with open(out, "w", encoding="utf-8") as fh:
                 render(result, Console(file=fh, width=200, no_color=True, highlight=False))
         else:
-            render(result, Console(highlight=False))
+            # piped output is read in files and pagers: do not squeeze the table to 80 columns
+            render(result, Console(highlight=False, width=None if sys.stdout.isatty() else 200))
         return
     text = tabular.to_json(result) if fmt is Format.json else tabular.to_csv(result)
     if out:

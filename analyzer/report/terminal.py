@@ -29,6 +29,30 @@ def _size(n: int) -> str:
     return f"{n:.1f} TB"
 
 
+def display_filter(row) -> str:
+    """A Wireshark display filter showing exactly the evidence packets of a flow."""
+    frames = row.key_frames if isinstance(row.key_frames, list) and row.key_frames else None
+    if frames:
+        return "frame.number in {" + " ".join(str(f) for f in frames) + "}"
+    ip = "ipv6" if ":" in str(row.resp_h) else "ip"
+    port = f" && {row.proto}.port=={row.resp_p}" if not pd.isna(row.resp_p) else ""
+    return f"{ip}.addr=={row.resp_h}{port}"
+
+
+def _evidence(audit: Audit, console: Console) -> None:
+    """For each violation: the flow, the reason and the packets that show it."""
+    bad = audit.flows[audit.flows["verdict"] == "violation"]
+    if bad.empty:
+        return
+    console.print(Text("evidence", style="bold"))
+    for row in bad.itertuples(index=False):
+        kx = f" key exchange {row.key_exchange}" if isinstance(row.key_exchange, str) else ""
+        console.print(Text.assemble(
+            "  ", (row.uid, "bold"), f" {row.orig_h} -> {row.resp_h}:{row.resp_p}/{row.proto}{kx}: ",
+            _t(row.reason, "red"), "\n    wireshark: ", (display_filter(row), "cyan"),
+            f"  (capture {terminal(row.capture)})"))
+
+
 def render(audit: Audit, console: Console, limit: int | None = None) -> None:
     for c in audit.captures:
         skipped = ", ".join(f"{k} {v}" for k, v in sorted(c.skipped.items())) or "none"
@@ -67,6 +91,7 @@ def render(audit: Audit, console: Console, limit: int | None = None) -> None:
     console.print(table)
     if limit is not None and len(audit.flows) > limit:
         console.print(Text(f"... {len(audit.flows) - limit} more flows (use --all, or --format json)", style="dim"))
+    _evidence(audit, console)
     s = audit.summary
     style = "bold red" if s.get("violations") else "bold green"
     console.print(Text(
