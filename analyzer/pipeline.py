@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from analyzer import campaign, protocols
 from analyzer import flows as flowmod
-from analyzer import protocols
 from analyzer.capture import CaptureStats, read_capture
 from analyzer.geo import GeoLookup
 from analyzer.jurisdiction import Policy, apply_verdicts
 from analyzer.vendors import attribute
 
 SCHEMA = 1
+# progress(capture path, frames read, approximate bytes read or -1 when finished, finished)
+Progress = Callable[[str, int, int, bool], None]
 FLOW_COLUMNS = [
     "uid", "capture", "proto", "orig_h", "orig_p", "resp_h", "resp_p", "service", "server_name",
     "server_name_source", "vendor", "vendor_evidence", "key_exchange", "key_frames", "first_frame",
@@ -39,12 +42,16 @@ class Audit:
     summary: dict = field(default_factory=dict)
 
 
-def analyze_capture(path: str | Path, local: str | None = None) -> tuple[CaptureStats, list[dict]]:
+def analyze_capture(path: str | Path, local: str | None = None,
+                    progress: Progress | None = None) -> tuple[CaptureStats, list[dict]]:
     """Read one capture: flows with protocol facts and names, before GeoIP and verdicts."""
     stats = CaptureStats(str(path))
     table = flowmod.FlowTable(str(path))
     add = table.add
-    for pkt in read_capture(path, stats):
+    packets = read_capture(path, stats)
+    if progress is not None:  # the hot loop stays untouched when nobody watches
+        packets = _reporting(packets, stats, progress)
+    for pkt in packets:
         add(pkt)
     records = flowmod.finish(table, str(path), local)
     names: dict[str, tuple[str, int]] = {}  # address -> (name asked for, frame of the DNS answer)
@@ -117,12 +124,24 @@ def _revealed(rec: flowmod.FlowRecord, facts: protocols.Facts) -> list[dict]:
     return rows
 
 
+def _reporting(packets: Iterator, stats: CaptureStats, progress: Progress, every: int = 4096) -> Iterator:
+    """Pass packets through, telling `progress` every few thousand (bytes: IP length + record overhead)."""
+    nbytes = 0
+    for i, pkt in enumerate(packets, 1):
+        nbytes += pkt.ip_length + 30
+        if not i % every:
+            progress(stats.path, stats.frames, nbytes, False)
+        yield pkt
+
+
 def analyze(paths: list[str | Path], geo: GeoLookup, policy: Policy | None,
-            local: str | None = None) -> Audit:
+            local: str | None = None, progress: Progress | None = None) -> Audit:
     """Read every capture, tag servers with GeoIP data, judge each flow against the policy."""
     captures, rows = [], []
     for path in paths:
-        stats, capture_rows = analyze_capture(path, local)
+        stats, capture_rows = analyze_capture(path, local, progress)
+        if progress is not None:
+            progress(stats.path, stats.frames, -1, True)
         captures.append(stats)
         rows += capture_rows
     df = pd.DataFrame(rows, columns=[c for c in FLOW_COLUMNS if c in (rows[0] if rows else {})] or None)
@@ -135,7 +154,9 @@ def analyze(paths: list[str | Path], geo: GeoLookup, policy: Policy | None,
                        _b=-(df["orig_bytes"] + df["resp_bytes"]))
         df = df.sort_values(["_v", "_k", "_b", "capture", "first_frame"]).drop(columns=["_v", "_k", "_b"])
         df = df.reset_index(drop=True)
-    return Audit(captures, [db.as_dict() for db in geo.databases], policy, df, summarize(df))
+    summary = summarize(df)
+    summary["campaign"] = campaign.summarize(df, [c.path for c in captures], policy is not None)
+    return Audit(captures, [db.as_dict() for db in geo.databases], policy, df, summary)
 
 
 def _geo(df: pd.DataFrame, geo: GeoLookup) -> pd.DataFrame:
