@@ -13,6 +13,7 @@ from analyzer import flows as flowmod
 from analyzer.capture import CaptureStats, read_capture
 from analyzer.geo import GeoLookup
 from analyzer.jurisdiction import Policy, apply_verdicts
+from analyzer.protocols.sip import link_media
 from analyzer.vendors import attribute
 
 SCHEMA = 1
@@ -63,6 +64,7 @@ def analyze_capture(path: str | Path, local: str | None = None,
         rows.append(_row(rec, facts))
         rows += _revealed(rec, facts)
     rows = _dedupe_revealed(rows)
+    link_media(rows)  # SDP-announced (address, port) -> the call's Call-ID and rtp service
     for row in rows:  # a name from DNS is weaker than an SNI, stronger than a certificate name
         row.pop("_revealed", None)
         dns = names.get(row["resp_h"])
