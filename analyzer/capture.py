@@ -469,6 +469,9 @@ def _pcapng_records(buf, stats: CaptureStats) -> Iterator[tuple[int, float, int,
                                   f"file damaged or cut short, reading stopped")
             return
         body = off + 8
+        if btype == 1 and blen < 20:  # interface description without its link type and snap length
+            stats.warnings.append(f"interface block at offset {off} has length {blen}: file damaged, reading stopped")
+            return
         if btype == 1:  # interface description
             linktype, _res, snaplen = struct.unpack_from(endian + "HHI", buf, body)
             units, tsoff = _idb_options(buf, body + 8, off + blen - 4, endian)
@@ -493,6 +496,8 @@ def _idb_options(buf, p: int, end: int, endian: str) -> tuple[float, int]:
         if code == 0:
             break
         val = p + 4
+        if val + olen > end:  # an option running past its block: ignore it and the rest
+            break
         if code == 9 and olen >= 1:  # if_tsresol
             r = buf[val]
             units = float(2 ** (r & 0x7F)) if r & 0x80 else float(10 ** r)
