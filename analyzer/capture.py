@@ -69,6 +69,9 @@ class CaptureStats:
     skipped: Counter = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.path = path_text(self.path)
+
     def skip(self, reason: str) -> None:
         self.skipped[reason] += 1
 
@@ -78,6 +81,14 @@ class CaptureStats:
             "frames": self.frames, "decoded": self.decoded, "fragments": self.fragments,
             "skipped": dict(sorted(self.skipped.items())), "warnings": self.warnings,
         }
+
+
+def path_text(path: str | os.PathLike) -> str:
+    """A file name as valid Unicode: bytes the file system encoding cannot decode stay visible as \\xNN.
+
+    Python keeps such bytes as lone surrogates, which no UTF-8 report (JSON, CSV, terminal) can encode.
+    """
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
 
 
 class _Skip(Exception):

@@ -124,7 +124,9 @@ def main() -> None:
     except typer.Abort:
         code = 130
     except CallauditError as exc:
-        print(f"callaudit: error: {exc}", file=sys.stderr)
+        from analyzer.report.escape import terminal  # file names in messages come from strangers too
+
+        print(f"callaudit: error: {terminal(exc)}", file=sys.stderr)
         code = 2
     except BrokenPipeError:
         code = 0

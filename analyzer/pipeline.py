@@ -46,15 +46,15 @@ class Audit:
 def analyze_capture(path: str | Path, local: str | None = None,
                     progress: Progress | None = None) -> tuple[CaptureStats, list[dict]]:
     """Read one capture: flows with protocol facts and names, before GeoIP and verdicts."""
-    stats = CaptureStats(str(path))
-    table = flowmod.FlowTable(str(path))
+    stats = CaptureStats(str(path))  # stats.path: the name as valid Unicode, used in every report
+    table = flowmod.FlowTable(stats.path)
     add = table.add
     packets = read_capture(path, stats)
     if progress is not None:  # the hot loop stays untouched when nobody watches
         packets = _reporting(packets, stats, progress)
     for pkt in packets:
         add(pkt)
-    records = flowmod.finish(table, str(path), local)
+    records = flowmod.finish(table, stats.path, local)
     names: dict[str, tuple[str, int]] = {}  # address -> (name asked for, frame of the DNS answer)
     rows = []
     for rec in records:
