@@ -11,7 +11,7 @@ import importlib
 from dataclasses import dataclass, field
 
 # Inspection order matters little: every module looks at every flow and returns quickly when it does not match.
-MODULES = ("dns", "tls", "stun", "dtls", "zoom", "rtp", "sip", "zrtp")
+MODULES = ("dns", "tls", "quic", "stun", "dtls", "zoom", "rtp", "sip", "zrtp")
 
 
 @dataclass(slots=True)
