@@ -26,6 +26,6 @@ def test_flows_and_names_match_tshark(path):
         assert ours == theirs
     our_sni: dict[str, set[str]] = {}
     for r in rows:
-        if r["server_name_source"] == "sni" and r["proto"] == "tcp":
+        if r["server_name_source"] == "sni" and (r["proto"] == "tcp" or "quic" in (r["service"] or "")):
             our_sni.setdefault(r["resp_h"], set()).add(r["server_name"])
     assert our_sni == tshark.sni(path)

@@ -36,8 +36,8 @@ def conversations(path: Path) -> dict[tuple, int]:
 
 
 def sni(path: Path) -> dict[str, set[str]]:
-    """{server address: SNI names} from the TLS ClientHellos tshark dissects."""
-    out = subprocess.run([TSHARK, "-n", "-r", str(path), "-Y", "tls.handshake.type == 1 && tcp",
+    """{server address: SNI names} from the TLS ClientHellos tshark dissects over TCP and inside QUIC."""
+    out = subprocess.run([TSHARK, "-n", "-r", str(path), "-Y", "tls.handshake.type == 1 && (tcp || quic)",
                           "-T", "fields", "-e", "ip.dst", "-e", "ipv6.dst",
                           "-e", "tls.handshake.extensions_server_name"],
                          capture_output=True, text=True, check=True).stdout
