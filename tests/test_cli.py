@@ -59,7 +59,8 @@ def test_policy_file_key_exchange_rule(tmp_path):
 
 def test_csv_output_has_every_flow():
     r = run("audit", CAPTURES / "ndpi_zoom.pcap", "--format", "csv")
-    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert r.stdout.startswith("# capture ") and "frames 781, decoded " in r.stdout.splitlines()[0]
+    rows = list(csv.DictReader(line for line in io.StringIO(r.stdout) if not line.startswith("#")))
     assert len(rows) == 32 and rows[0]["uid"].startswith("C")
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from analyzer import __version__
 from analyzer.pipeline import SCHEMA, Audit
-from analyzer.report.escape import csv_cell
+from analyzer.report.escape import csv_cell, terminal
 
 ATTRIBUTION = "IP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0"
 
@@ -59,9 +59,25 @@ def _cell(value: object) -> object:
     return "" if value is None else value
 
 
+def accounting_lines(audit: Audit) -> list[str]:
+    """Per capture: frames == decoded + skipped by reason, and its warnings; one escaped line each."""
+    lines = []
+    for c in audit.captures:
+        skipped = ", ".join(f"{k} {v}" for k, v in sorted(c.skipped.items())) or "none"
+        lines.append(f"capture {terminal(c.path)} {c.format}: frames {c.frames}, decoded {c.decoded}, "
+                     f"skipped {skipped}")
+        lines += [f"warning: {terminal(w)}" for w in c.warnings]
+    return lines
+
+
 def to_csv(audit: Audit) -> str:
-    """One row per flow; list cells joined with spaces; every string cell neutralised."""
+    """One row per flow; list cells joined with spaces; every string cell neutralised.
+
+    The frame accounting of each capture comes first as `#` comment lines (Zeek style: pandas reads
+    the table with `comment="#"`), so a CSV report never loses count of what was skipped.
+    """
     out = io.StringIO()
+    out.writelines(f"# {line}\r\n" for line in accounting_lines(audit))
     cols = list(audit.flows.columns)
     writer = csv.writer(out)
     writer.writerow(cols)

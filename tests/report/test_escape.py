@@ -46,7 +46,7 @@ def test_terminal_strips_controls_and_never_interprets_markup(audit):
 
 
 def test_csv_neutralises_formulas(audit):
-    rows = list(csv.DictReader(io.StringIO(tabular.to_csv(audit))))
+    rows = list(csv.DictReader(line for line in io.StringIO(tabular.to_csv(audit)) if not line.startswith("#")))
     assert rows[0]["server_name"].startswith("'=HYPERLINK")
     assert "\x1b" not in rows[0]["server_name"]
 
