@@ -14,7 +14,7 @@ from analyzer.capture import CaptureStats, read_capture
 from analyzer.geo import GeoLookup
 from analyzer.jurisdiction import Policy, apply_verdicts
 from analyzer.protocols.sip import link_media
-from analyzer.vendors import attribute
+from analyzer.vendors import attribute_rows
 
 SCHEMA = 1
 # progress(capture path, frames read, approximate bytes read or -1 when finished, finished)
@@ -173,8 +173,8 @@ def _geo(df: pd.DataFrame, geo: GeoLookup) -> pd.DataFrame:
     geo_df = pd.DataFrame.from_dict(info, orient="index", columns=cols)
     df = df.join(geo_df, on="resp_h")
     df["resp_asn"] = df["resp_asn"].astype("Int64")
-    vend = [attribute(n, None if pd.isna(a) else int(a), p, rp) for n, a, p, rp in
-            zip(df["server_name"], df["resp_asn"], df["proto"], df["resp_p"])]
+    vend = attribute_rows(df[["capture", "server_name", "server_name_source", "resp_asn", "proto", "resp_p",
+                              "details"]].to_dict("records"))
     df["vendor"] = [v for v, _ in vend]
     df["vendor_evidence"] = [e for _, e in vend]
     return df

@@ -21,7 +21,7 @@ MAX_SEQ_STEP = 64  # reordering/loss tolerated between two sampled packets of a 
 RTCP_TYPES = range(192, 224)  # RFC 5761 §4: PT 64-95 with the marker bit; 200-207 are assigned today
 RTCP_NAMES = {200: "sr", 201: "rr", 202: "sdes", 203: "bye", 204: "app", 205: "rtpfb", 206: "psfb", 207: "xr"}
 MAX_COMPOUND = 32  # RTCP packets walked in one datagram
-SRTCP_TAGS = (10, 4, 16, 0)  # auth tag lengths after the 4-byte E+index word (HMAC-SHA1-80/32, GCM)
+SRTCP_TAGS = (10, 4, 16)  # auth tag lengths after the 4-byte E+index word (HMAC-SHA1-80/32, GCM)
 TCP_FRAMES = 64  # RFC 4571 frames walked per direction
 
 
@@ -50,7 +50,7 @@ def parse_rtcp(buf: bytes) -> tuple[list[tuple[int, int]], str] | None:
     """([(packet type, sender ssrc)], "rtcp" | "srtcp") for a compound RTCP datagram, or None.
 
     Plain RTCP: every packet is version 2 with an RTCP type and the lengths end exactly at the datagram's end.
-    SRTCP: the first packet's header is readable but the rest is ciphertext, then index and auth tag.
+    SRTCP: the first packet is readable, the rest is ciphertext, then the E flag + index and the auth tag.
     """
     if len(buf) < 8 or buf[0] >> 6 != 2 or buf[1] not in (200, 201):
         return None
@@ -67,10 +67,13 @@ def parse_rtcp(buf: bytes) -> tuple[list[tuple[int, int]], str] | None:
         off += size
         if off == len(buf):
             return out, "rtcp"
+    # SRTCP: after the compound (first packet clear, the rest ciphertext of the same length) comes the E flag
+    # with a 31-bit index that counts up from zero, then the auth tag
     first_len = 4 * (struct.unpack_from("!H", buf, 2)[0] + 1)
-    rest = len(buf) - first_len
-    if out and rest >= 4 and buf[first_len] & 0x80 and rest - 4 in SRTCP_TAGS:
-        return out[:1], "srtcp"  # E flag set: the packets after the first are encrypted
+    for tag in SRTCP_TAGS:
+        idx = len(buf) - tag - 4
+        if out and idx >= first_len and idx % 4 == 0 and buf[idx] == 0x80 and buf[idx + 1] == 0:
+            return out[:1], "srtcp"
     return None
 
 

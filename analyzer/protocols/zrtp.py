@@ -68,12 +68,12 @@ def inspect(view: FlowView, facts: Facts) -> None:
             mtype, body = hit
             if mtype not in seen:
                 seen.append(mtype)
-            if mtype in KEY_MESSAGES:
-                frames.append(s.frame)
             if mtype == "Hello":
                 facts.details.setdefault("zrtp_hello", hello(body))
             elif mtype == "Commit":
                 facts.details.setdefault("zrtp_commit", commit(body))
+            if mtype in KEY_MESSAGES:
+                frames.append(s.frame)
         except (ValueError, struct.error, IndexError):
             facts.malformed += 1
     if not seen:

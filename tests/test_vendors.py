@@ -1,0 +1,73 @@
+"""vendors.py: the strongest evidence wins; shared ASNs and ports need the vendor elsewhere in the capture."""
+
+from __future__ import annotations
+
+import pytest
+
+from analyzer.vendors import attribute, attribute_rows
+
+
+def row(**kw):
+    base = {"capture": "c", "server_name": None, "server_name_source": None, "resp_asn": None, "proto": "udp",
+            "resp_p": 443, "details": {}}
+    return base | kw
+
+
+def test_domain_beats_everything():
+    assert attribute(row(server_name="zoomfrn99mmr.zoom.us", server_name_source="sni", resp_p=3480)) == (
+        "zoom", "domain zoom.us (sni)")
+    assert attribute(row(server_name="notzoom.us"))[0] is None  # suffix match on label boundaries only
+
+
+def test_protocol_evidence_beats_port():
+    # Zoom's classic STUN on 3479, a port the Teams rule also lists: the protocol decides
+    assert attribute(row(resp_p=3479, details={"zoom_stun": {"request": 3}})) == ("zoom", "protocol: zoom_stun")
+    assert attribute(row(resp_p=3479)) == ("teams", "udp port 3479")
+    assert attribute(row(resp_p=3478))[0] is None  # every STUN server's port
+
+
+@pytest.mark.parametrize(("details", "vendor"), [
+    ({"stun_attributes": [6, 0x8070]}, "teams"), ({"stun_attrs": ["0x8054"]}, "teams"),
+    ({"stun_attributes": [0xFF03]}, "meet"), ({"stun_types": [0x0001, 0x0801]}, "whatsapp"),
+    ({"zoom_encapsulation": "p2p"}, "zoom"), ({"stun_types": ["junk", None]}, None),
+])
+def test_stun_and_protocol_rules(details, vendor):
+    assert attribute(row(resp_p=3478, details=details))[0] == vendor
+
+
+def test_asns_alone_and_with_context():
+    assert attribute(row(resp_asn=30103)) == ("zoom", "AS30103")
+    assert attribute(row(resp_asn=13445))[0] == "webex"
+    assert attribute(row(resp_asn=8075))[0] is None  # Microsoft hosts much more than Teams
+    rows = [row(server_name="teams.microsoft.com"), row(resp_asn=8075), row(capture="other", resp_asn=8075),
+            row(resp_asn=32934), row(resp_p=19302)]
+    got = attribute_rows(rows)
+    assert got[1] == ("teams", "AS8075 with teams elsewhere in the capture")
+    assert got[2] == (None, None) and got[3] == (None, None)  # no Teams in that capture; no WhatsApp here
+    assert got[4] == (None, None)  # Google's STUN port is everyone's STUN port
+
+
+def test_meet_port_needs_meet_in_capture():
+    got = attribute_rows([row(server_name="meet.google.com", proto="tcp"), row(resp_p=19305)])
+    assert got[1] == ("meet", "udp port 19305 with meet elsewhere in the capture")
+
+
+def test_real_captures(geo):
+    from analyzer.pipeline import analyze
+    from tests.conftest import CAPTURES
+
+    def vendors(name):
+        df = analyze([CAPTURES / name], geo, None).flows
+        return df
+
+    zoom = vendors("ndpi_zoom.pcap")
+    media = zoom[(zoom.resp_p == 8801)]
+    assert set(media.vendor) == {"zoom"}
+    assert set(zoom[zoom.resp_p.isin([3478, 3479])].vendor) == {"zoom"}  # classic STUN, not Teams' 3479
+    teams = vendors("ndpi_teams.pcap")
+    stun = teams[teams.service.fillna("").str.contains("stun")]
+    assert len(stun) and set(stun.vendor) == {"teams"}
+    webex = vendors("ndpi_webex.pcap")
+    assert (webex.vendor == "webex").sum() >= 5  # certificate names where the ClientHellos carry no SNI
+    meet = vendors("ndpi_google_meet.pcapng")
+    assert "meet" in set(meet.vendor)
