@@ -13,7 +13,6 @@ callaudit itself never fetches anything.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 import sys
 import tarfile
@@ -21,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import build_asn_mmdb  # noqa: E402  (a sibling script)
+import build_asn_mmdb
 
 GEOIP = Path(__file__).resolve().parents[1] / "analyzer" / "data" / "geoip"
 
