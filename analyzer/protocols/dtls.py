@@ -55,7 +55,7 @@ def is_record(payload: bytes, off: int = 0) -> bool:
 def client_hint(payload: bytes, sport: int, dport: int) -> bool | None:
     """The ClientHello sender is the client; ServerHello / HelloVerifyRequest come from the server."""
     if len(payload) > 25 and payload[0] == HANDSHAKE and is_record(payload) and \
-            int.from_bytes(payload[6:8], "big") == 0:  # epoch 0: hellos travel in clear
+            payload[3] == payload[4] == 0:  # epoch 0: hellos travel in clear
         if payload[13] == CLIENT_HELLO:
             return True
         if payload[13] in (SERVER_HELLO, HELLO_VERIFY_REQUEST):
@@ -254,7 +254,11 @@ class Handshake:
     def _certificate(body: bytes, facts: Facts) -> None:
         from analyzer.protocols.tls import certificate_names
 
-        names = certificate_names(bytes([CERTIFICATE]) + len(body).to_bytes(3, "big") + body)
+        try:
+            names = certificate_names(bytes([CERTIFICATE]) + len(body).to_bytes(3, "big") + body)
+        except Exception:  # noqa: BLE001 - hostile DER makes cryptography raise types of its own
+            facts.malformed += 1
+            return
         facts.cert_names = names
         # WebRTC certificates carry made-up subjects ("WebRTC", random strings): only host names name a server
         host = next((n for n in names if "." in n and " " not in n), None)

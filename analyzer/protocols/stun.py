@@ -175,7 +175,7 @@ class _Flow:
         self.channels: set[int] = set()
         self.seen = False
         self.turn = False
-        self.endpoints: set[tuple[str, int]] = {(e["h"], e["p"]) for e in facts.endpoints}
+        self.endpoints: dict[tuple[str, int], dict] = {(e["h"], e["p"]): e for e in facts.endpoints}
 
     def message(self, msg: Message, frame: int, from_orig: bool) -> None:
         self.seen = True
@@ -225,13 +225,20 @@ class _Flow:
             self.facts.details["mapped_address"] = {"h": addr[0], "p": addr[1], "frame": frame, "attr": attr}
 
     def endpoint(self, addr: tuple[str, int] | None, role: str, frame: int, via: str) -> None:
-        if not addr or addr[1] == 0 or addr[0] in ("0.0.0.0", "::") or addr in self.endpoints:
+        """A relay or peer the messages name; the earliest frame is its evidence (TCP directions are
+        walked one after the other, so a later-numbered frame may be seen first)."""
+        if not addr or addr[1] == 0 or addr[0] in ("0.0.0.0", "::"):
+            return
+        if (known := self.endpoints.get(addr)) is not None:
+            known["frame"] = min(known["frame"], frame)
+            if role == "relay":
+                known["role"] = "relay"
             return
         if len(self.endpoints) >= MAX_ENDPOINTS:
             return
-        self.endpoints.add(addr)
-        self.facts.endpoints.append({"h": addr[0], "p": addr[1], "proto": self.transport, "role": role,
-                                     "frame": frame, "via": via})
+        self.endpoints[addr] = {"h": addr[0], "p": addr[1], "proto": self.transport, "role": role,
+                                "frame": frame, "via": via}
+        self.facts.endpoints.append(self.endpoints[addr])
 
     def payload(self, inner: bytes, frame: int, from_orig: bool) -> None:
         """Application data a TURN relay carries (Send/Data DATA attribute or ChannelData)."""
