@@ -72,7 +72,9 @@ class Message:
             return f"classic 0x{self.mtype:04x}"
         if self.ms_turn and self.method == MS_SEND:
             return f"ms-send {CLASSES[self.cls]}"
-        return f"{METHODS.get(self.method, f'0x{self.method:03x}')} {CLASSES[self.cls]}"
+        if self.method not in METHODS:  # a vendor's own type (WhatsApp 0x0800-0x0805): its class bits mean nothing
+            return f"type 0x{self.mtype:04x}"
+        return f"{METHODS[self.method]} {CLASSES[self.cls]}"
 
 
 def _walk(body: bytes, pad: bool) -> tuple[list[tuple[int, bytes]], bool]:
@@ -153,6 +155,8 @@ def client_hint(payload: bytes, sport: int, dport: int) -> bool | None:
         return True
     if msg.classic:
         return {0x0001: True, 0x0101: False, 0x0111: False}.get(msg.mtype)
+    if msg.method not in METHODS:
+        return None
     if msg.cls == REQUEST:
         return True
     if msg.cls in (SUCCESS, ERROR):
@@ -249,7 +253,9 @@ class _Flow:
 
     def datagram(self, payload: bytes, frame: int, from_orig: bool) -> None:
         kind = demux.kind(payload)
-        if kind == demux.STUN:
+        # RFC 7983 gives STUN only first bytes 0-3, but vendor methods above 0x0FF (WhatsApp's 0x0800-0x0805)
+        # start with 4-63: the magic cookie and an exact length still identify them.
+        if kind == demux.STUN or payload[4:8] == MAGIC_BYTES and payload[0] < 0x40:
             msg = parse(payload)
             if msg is not None:
                 self.message(msg, frame, from_orig)

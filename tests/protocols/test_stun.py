@@ -238,3 +238,13 @@ def test_hostile_payloads_never_crash(tmp_path, junk):
               for p in (REQUEST, junk, IPV4_RESPONSE[:-3], junk * 3)]
     [r] = analyze_capture(write_pcap(tmp_path / "j.pcap", frames))[1]
     assert r["service"].startswith("stun")
+
+
+def test_whatsapp_vendor_message_types_outside_rfc7983_range():
+    # tshark does not call these STUN (first byte 0x08): frames 47/48 carry 0801/0802 with the magic cookie
+    r = by_flow(rows("ndpi_stun_wa_call.pcapng"), "udp", 46652, "93.57.123.227", 3478)
+    assert {0x0801, 0x0802} <= set(r["details"]["stun_types"])
+    assert "type 0x0801" in r["details"]["stun_messages"]
+    raw = bytes.fromhex("080200002112a44270758b44c723a74ed1934a3b")  # frame 48, from the relay
+    assert stun.parse(raw).name == "type 0x0802"
+    assert stun.client_hint(raw, 40000, 50000) is None  # its class bits say "request": not believed
