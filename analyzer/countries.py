@@ -176,3 +176,37 @@ def nearest_km(cc: str, lat: float, lon: float) -> tuple[float, str] | None:
         return None
     gap = distance_km(lat, lon, center[0], center[1]) - _disc_radius_km(code) - OUTLINE_TOLERANCE_KM
     return (max(0.0, gap), "inside" if gap <= 0 else "disc")
+
+
+def _vertices(cc: str) -> np.ndarray | None:
+    segments = _segments(cc)
+    if segments is None:
+        return None
+    return np.concatenate([ring[:-1] for ring in segments[2]])  # (lon, lat)
+
+
+@cache
+def between_km(a: str, b: str) -> float | None:
+    """A lower bound of the distance between the nearest parts of two countries (0 when they touch);
+    None when either is unknown."""
+    a, b = a.upper(), b.upper()
+    if a == b:
+        return 0.0
+    if _segments(a) is None and _segments(b) is not None:
+        a, b = b, a
+    if _segments(b) is None:  # b is a disc: distance from a to b's centre minus b's radius
+        center = centroid(b)
+        near = nearest_km(a, *center) if center is not None else None
+        if near is None:
+            return None
+        return max(0.0, near[0] - _disc_radius_km(b) - OUTLINE_TOLERANCE_KM)
+    # both outlines: the closest pair lies at a vertex of one and an edge of the other
+    best = math.inf
+    for src, dst in ((a, b), (b, a)):
+        for lon, lat in _vertices(src)[:: max(1, len(_vertices(src)) // 4000)]:
+            if best <= 0:
+                return 0.0
+            near = nearest_km(dst, float(lat), float(lon))
+            if near is not None:
+                best = min(best, near[0])
+    return best

@@ -1,22 +1,24 @@
-"""GeoIP over MMDB files: which country (and network) answers for a server address.
+"""GeoIP over MMDB files: where a server address is located, where its network is registered, who runs it.
 
-User databases answer first, in the order given; the embedded DB-IP Country Lite answers last. Each file
-is classified by its metadata and a sample record, never by its name, because the same file name is used
-for very different layouts (MaxMind GeoIP2, DB-IP, ip-location-db, IPinfo Lite).
+Every database answers; none is trusted alone. User databases (given with --geoip or found where
+geoipupdate puts them) come first in priority order, the embedded DB-IP country and ip-location-db ASN data
+last. The located country is the first database's answer, and every database's country answer is kept so
+that a disagreement is visible. Each file is classified by its metadata and a sample of records, never by
+its name, because the same name is used for very different layouts (MaxMind, DB-IP, ip-location-db, IPinfo).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import tomllib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any, Self
 
-import geoip2.database
-import geoip2.errors
 import maxminddb
 import maxminddb.errors
 
@@ -24,6 +26,14 @@ from analyzer.errors import CallauditError
 
 DATA_DIR = Path(__file__).resolve().parent / "data" / "geoip"
 EMBEDDED_DB = DATA_DIR / "dbip-country.mmdb"
+EMBEDDED_ASN = DATA_DIR / "asn.mmdb"
+EMBEDDED = (EMBEDDED_DB, EMBEDDED_ASN)
+ANYCAST_FILE = Path(__file__).resolve().parent / "data" / "anycast.toml"
+STALE_DAYS = 60
+
+# Where geoipupdate and distributions put databases, in the order they are searched (see `SearchPath`).
+CONF_FILES = ("/etc/GeoIP.conf", "/usr/local/etc/GeoIP.conf")
+SYSTEM_DIRS = ("/usr/share/GeoIP", "/var/lib/GeoIP", "/usr/local/share/GeoIP")
 
 # Attribution that the licence of a database layout asks for, keyed by a substring of database_type.
 _TYPE_ATTRIBUTION = {
@@ -46,14 +56,20 @@ _LOCAL_NETS = [
 ]
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
-# geoip2 accepts a method only when this substring is in database_type (see geoip2.database.Reader).
-_GEOIP2_METHOD = {
-    "geoip2-country": ("country", "Country"),
-    "geoip2-city": ("city", "City"),
-    "dbip-city": ("city", "City"),
-    "geoip2-asn": ("asn", "GeoLite2-ASN"),
-    "geoip2-isp": ("isp", "GeoIP2-ISP"),
+# What each layout can answer; "registered" only where the layout has registered_country.
+_ANSWERS = {
+    "geoip2-country": ("country", "registered", "represented", "anycast"),
+    "geoip2-city": ("country", "registered", "represented", "anycast", "city"),
+    "geoip2-enterprise": ("country", "registered", "represented", "anycast", "city", "asn"),
+    "dbip-country": ("country",),
+    "dbip-city": ("country", "city"),
+    "flat-country": ("country",),
+    "flat-city": ("country", "city"),
+    "ipinfo-lite": ("country", "asn"),
+    "geoip2-asn": ("asn",),
+    "geoip2-isp": ("asn",),
 }
+ROLES = ("country", "registered", "asn", "city", "anycast")
 
 _SAMPLE_RECORDS = 32
 
@@ -71,6 +87,20 @@ class GeoDatabase:
     build_date: str
     embedded: bool
     attribution: str | None
+    found_by: str = "--geoip"
+    age_days: int | None = None
+    answers: tuple[str, ...] = ()
+
+    @property
+    def stale(self) -> bool:
+        return self.age_days is not None and self.age_days > STALE_DAYS
+
+    @property
+    def label(self) -> str:
+        """How reasons name it: "DB-IP" for the embedded country data, else the database type."""
+        if self.embedded:
+            return "DB-IP" if "country" in self.answers else "ip-location-db ASN"
+        return self.type
 
     def as_dict(self) -> dict:
         return {
@@ -81,12 +111,16 @@ class GeoDatabase:
             "build_date": self.build_date,
             "embedded": self.embedded,
             "attribution": self.attribution,
+            "found_by": self.found_by,
+            "answers": list(self.answers),
+            "age_days": self.age_days,
+            "stale": self.stale,
         }
 
 
 @dataclass(frozen=True)
 class GeoInfo:
-    """Where one address is: located and registered country, network, and which database said so."""
+    """Where one address is, by every database: the first answer of each kind, and each country answer."""
 
     scope: str
     cc: str | None = None
@@ -95,6 +129,25 @@ class GeoInfo:
     org: str | None = None
     db: str | None = None
     db_date: str | None = None
+    represented_cc: str | None = None
+    represented_type: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    accuracy_km: float | None = None
+    is_anycast: bool | None = None
+    anycast_source: str | None = None
+    sources: tuple[tuple[str, str], ...] = ()  # (database label, country) for every database that answered
+
+    @property
+    def agree(self) -> bool | None:
+        """True when every database with a country answer gives the same one; None without answers."""
+        return len({cc for _, cc in self.sources}) <= 1 if self.sources else None
+
+    def disagreement(self) -> str | None:
+        """ "DB-IP says CN, GeoLite2-Country says HK", or None when they agree."""
+        if self.agree is not False:
+            return None
+        return ", ".join(f"{label} says {cc}" for label, cc in self.sources)
 
 
 def _one_line(err: BaseException) -> str:
@@ -137,161 +190,59 @@ def _iso_date(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).date().isoformat()
 
 
-def _sample_keys(reader: maxminddb.Reader) -> tuple[set[str], dict[str, Any]]:
-    """Union of keys over the first records, and one record: enough to tell flat from nested layouts."""
-    keys: set[str] = set()
-    first: dict[str, Any] = {}
-    it: Iterator = iter(reader)
-    for _ in range(_SAMPLE_RECORDS):
-        try:
-            _, record = next(it)
-        except StopIteration:
-            break
-        if isinstance(record, dict):
-            keys.update(record)
-            first = first or record
-    return keys, first
+# --- discovery -------------------------------------------------------------------------------------
 
 
-def _classify(db_type: str, keys: set[str], sample: dict[str, Any]) -> str | None:
-    country = sample.get("country")
-    if "country_code" in keys or isinstance(country, str):
-        return "ipinfo-lite" if {"asn", "as_name"} & keys else "flat-country"
-    if {"country", "registered_country"} & keys:
-        if "City" in db_type or {"city", "location"} & keys:
-            if "DBIP" in db_type.upper() and "registered_country" not in keys:
-                return "dbip-city"
-            return "geoip2-city"
-        return "geoip2-country"
-    if "autonomous_system_number" in keys:
-        return "geoip2-isp" if "isp" in keys or "ISP" in db_type else "geoip2-asn"
-    return None
+@dataclass(frozen=True)
+class SearchPath:
+    """Where to look for databases besides --geoip; injectable so tests never see a machine's real files."""
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    conf_files: tuple[str, ...] = ()
+    dirs: tuple[str, ...] = ()
+
+    @classmethod
+    def default(cls) -> SearchPath:
+        return cls(env=dict(os.environ), conf_files=CONF_FILES, dirs=SYSTEM_DIRS)
 
 
-def _attribution(db_type: str, layout: str, description: str) -> str | None:
-    text = f"{db_type} {description}"
-    if layout == "ipinfo-lite":
-        return _TYPE_ATTRIBUTION["ipinfo"]
-    for marker, attribution in _TYPE_ATTRIBUTION.items():
-        if marker.lower() in text.lower().replace("-", ""):
-            return attribution
-    return None
-
-
-def _embedded_attribution() -> str | None:
+def _conf_directory(path: Path) -> str | None:
+    """DatabaseDirectory from a geoipupdate GeoIP.conf (`Key value` lines, # comments)."""
     try:
-        sources = tomllib.loads((DATA_DIR / "SOURCES.toml").read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
         return None
-    for entry in sources.values():
-        if isinstance(entry, dict) and entry.get("file") == EMBEDDED_DB.name:
-            return entry.get("attribution")
+    for line in lines:
+        key, _, value = line.split("#", 1)[0].strip().partition(" ")
+        if key == "DatabaseDirectory" and value.strip():
+            return value.strip()
     return None
 
 
-def _asn_number(value: Any) -> int | None:
-    """IPinfo writes "AS15169", MaxMind writes 15169."""
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        digits = value.strip().upper().removeprefix("AS")
-        return int(digits) if digits.isdigit() else None
-    return None
-
-
-def _iso(value: Any) -> str | None:
-    if isinstance(value, dict):
-        value = value.get("iso_code")
-    return value.upper() if isinstance(value, str) and len(value) == 2 else None
-
-
-@dataclass
-class _Answer:
-    cc: str | None = None
-    registered_cc: str | None = None
-    asn: int | None = None
-    org: str | None = None
-
-
-class _Source:
-    """An open database plus the way to read its layout (geoip2 where it accepts the file, raw otherwise)."""
-
-    def __init__(self, path: Path, embedded: bool) -> None:
-        self.path = path
-        try:
-            self._raw = maxminddb.open_database(str(path))
-        except (maxminddb.errors.InvalidDatabaseError, OSError, ValueError) as err:
-            raise CallauditError(f"cannot read GeoIP database {path}: {_one_line(err)}") from err
-        self._geoip2: geoip2.database.Reader | None = None
-        try:
-            meta = self._raw.metadata()
-            keys, sample = _sample_keys(self._raw)
-        except (maxminddb.errors.InvalidDatabaseError, ValueError) as err:
-            self._raw.close()
-            raise CallauditError(f"cannot read GeoIP database {path}: {_one_line(err)}") from err
-        db_type = str(meta.database_type)
-        self._ipv4_only = meta.ip_version == 4
-        layout = _classify(db_type, keys, sample)
-        if layout is None:
-            self._raw.close()
-            raise CallauditError(
-                f"GeoIP database {path} (type {db_type!r}) has neither country nor ASN records"
-            )
-        method = _GEOIP2_METHOD.get(layout)
-        if method is not None and method[1] in db_type:
-            self._geoip2 = geoip2.database.Reader(str(path))
-            self._method = method[0]
-        description = meta.description.get("en", "") if isinstance(meta.description, dict) else ""
-        self.info = GeoDatabase(
-            path=str(path),
-            name=path.name,
-            type=db_type,
-            layout=layout,
-            build_date=_iso_date(int(meta.build_epoch)),
-            embedded=embedded,
-            attribution=_embedded_attribution() if embedded else _attribution(db_type, layout, description),
-        )
-
-    def answer(self, addr: Address) -> _Answer | None:
-        if addr.version == 6 and self._ipv4_only:
-            return None
-        try:
-            if self._geoip2 is not None:
-                return self._answer_geoip2(addr)
-            record = self._raw.get(addr)
-        except geoip2.errors.AddressNotFoundError:
-            return None
-        except (maxminddb.errors.InvalidDatabaseError, ValueError) as err:
-            raise CallauditError(f"cannot read GeoIP database {self.path}: {_one_line(err)}") from err
-        if not isinstance(record, dict):
-            return None
-        return _Answer(
-            cc=_iso(record.get("country_code")) or _iso(record.get("country")),
-            registered_cc=_iso(record.get("registered_country")),
-            asn=_asn_number(record.get("autonomous_system_number", record.get("asn"))),
-            org=record.get("autonomous_system_organization") or record.get("as_name"),
-        )
-
-    def _answer_geoip2(self, addr: Address) -> _Answer:
-        assert self._geoip2 is not None
-        response = getattr(self._geoip2, self._method)(addr)
-        if self._method in ("country", "city"):
-            traits = response.traits
-            return _Answer(
-                cc=response.country.iso_code,
-                registered_cc=response.registered_country.iso_code,
-                asn=getattr(traits, "autonomous_system_number", None),
-                org=getattr(traits, "autonomous_system_organization", None),
-            )
-        org = response.autonomous_system_organization
-        if self._method == "isp":
-            org = org or response.organization or response.isp
-        return _Answer(asn=response.autonomous_system_number, org=org)
-
-    def close(self) -> None:
-        if self._geoip2 is not None:
-            self._geoip2.close()
-        self._raw.close()
+def discover(search: SearchPath) -> list[tuple[Path, str]]:
+    """(database file, how it was found) in priority order: GEOIPUPDATE_DB_DIR, the DatabaseDirectory of
+    the first GeoIP.conf ($GEOIPUPDATE_CONF_FILE, then the system ones), then the usual system folders."""
+    places: list[tuple[str, str]] = []
+    if search.env.get("GEOIPUPDATE_DB_DIR"):
+        places.append((search.env["GEOIPUPDATE_DB_DIR"], "GEOIPUPDATE_DB_DIR"))
+    confs = ([search.env["GEOIPUPDATE_CONF_FILE"]] if search.env.get("GEOIPUPDATE_CONF_FILE") else [])
+    for conf in [*confs, *search.conf_files]:
+        directory = _conf_directory(Path(conf))
+        if directory:
+            places.append((directory, f"DatabaseDirectory in {conf}"))
+            break
+    places += [(d, d) for d in search.dirs]
+    found: list[tuple[Path, str]] = []
+    seen: set[Path] = set()
+    for directory, how in places:
+        folder = Path(directory).expanduser()
+        if not folder.is_dir():
+            continue
+        for path in sorted(p for p in folder.iterdir() if p.suffix.lower() == ".mmdb" and p.is_file()):
+            if path.resolve() not in seen:
+                seen.add(path.resolve())
+                found.append((path, how))
+    return found
 
 
 def _expand(paths: Iterable[str | Path]) -> list[Path]:
@@ -311,24 +262,259 @@ def _expand(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-class GeoLookup:
-    """Answers GeoInfo for addresses from an ordered list of databases; one answer per address, cached."""
+# --- anycast list ----------------------------------------------------------------------------------
 
-    def __init__(self, paths: Iterable[str | Path] = (), embedded: bool = True) -> None:
+
+@cache
+def anycast_list() -> tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], frozenset[int]]:
+    """Well-known anycast prefixes and ASNs from data/anycast.toml (used where no database has the flag)."""
+    data = tomllib.loads(ANYCAST_FILE.read_text(encoding="utf-8"))
+    nets = tuple(ipaddress.ip_network(entry["prefix"]) for entry in data.get("prefix", []))
+    asns = frozenset(int(entry["asn"]) for entry in data.get("asn", []))
+    return nets, asns
+
+
+def _listed_anycast(addr: Address, asn: int | None) -> str | None:
+    nets, asns = anycast_list()
+    for net in nets:
+        if net.version == addr.version and addr in net:
+            return f"anycast.toml prefix {net}"
+    if asn is not None and asn in asns:
+        return f"anycast.toml AS{asn}"
+    return None
+
+
+# --- one database ----------------------------------------------------------------------------------
+
+
+def _sample_keys(reader: maxminddb.Reader) -> tuple[set[str], dict[str, Any]]:
+    """Union of keys over the first records, and one record: enough to tell flat from nested layouts."""
+    keys: set[str] = set()
+    first: dict[str, Any] = {}
+    it: Iterator = iter(reader)
+    for _ in range(_SAMPLE_RECORDS):
+        try:
+            _, record = next(it)
+        except StopIteration:
+            break
+        if isinstance(record, dict):
+            keys.update(record)
+            first = first or record
+    return keys, first
+
+
+def _classify(db_type: str, keys: set[str], sample: dict[str, Any]) -> str | None:
+    country = sample.get("country")
+    dbip = "DBIP" in db_type.upper()
+    if "country_code" in keys or isinstance(country, str):
+        if {"asn", "as_name"} & keys:
+            return "ipinfo-lite"
+        return "flat-city" if {"latitude", "city"} & keys else "flat-country"
+    if {"country", "registered_country"} & keys:
+        if "Enterprise" in db_type:
+            return "geoip2-enterprise"
+        if "City" in db_type or {"city", "location"} & keys:
+            return "dbip-city" if dbip and "registered_country" not in keys else "geoip2-city"
+        return "dbip-country" if dbip and "registered_country" not in keys else "geoip2-country"
+    if "autonomous_system_number" in keys:
+        return "geoip2-isp" if "isp" in keys or "ISP" in db_type else "geoip2-asn"
+    return None
+
+
+def _attribution(db_type: str, layout: str, description: str) -> str | None:
+    text = f"{db_type} {description}"
+    if layout == "ipinfo-lite":
+        return _TYPE_ATTRIBUTION["ipinfo"]
+    for marker, attribution in _TYPE_ATTRIBUTION.items():
+        if marker.lower() in text.lower().replace("-", ""):
+            return attribution
+    return None
+
+
+def embedded_sources() -> dict[str, dict]:
+    """SOURCES.toml: where each embedded file comes from (package, version, sha256, licence, attribution)."""
+    try:
+        data = tomllib.loads((DATA_DIR / "SOURCES.toml").read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    return {v["file"]: v for v in data.values() if isinstance(v, dict) and "file" in v}
+
+
+def _asn_number(value: Any) -> int | None:
+    """IPinfo writes "AS15169", MaxMind writes 15169."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        digits = value.strip().upper().removeprefix("AS")
+        return int(digits) if digits.isdigit() else None
+    return None
+
+
+def _iso(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("iso_code")
+    return value.upper() if isinstance(value, str) and len(value) == 2 else None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+@dataclass
+class _Answer:
+    cc: str | None = None
+    registered_cc: str | None = None
+    represented_cc: str | None = None
+    represented_type: str | None = None
+    asn: int | None = None
+    org: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    accuracy_km: float | None = None
+    is_anycast: bool = False
+
+
+def _read_record(record: dict[str, Any]) -> _Answer:
+    """Every layout in one reader: MaxMind's nested records (country.iso_code, traits, location) and the
+    flat ones (country_code, asn "AS15169", as_name, latitude)."""
+    traits = record.get("traits") if isinstance(record.get("traits"), dict) else {}
+    location = record.get("location") if isinstance(record.get("location"), dict) else {}
+    represented = record.get("represented_country") if isinstance(record.get("represented_country"), dict) else {}
+    lat = _number(location.get("latitude", record.get("latitude")))
+    lon = _number(location.get("longitude", record.get("longitude")))
+    org = (record.get("autonomous_system_organization") or record.get("as_name") or record.get("organization")
+           or record.get("isp") or traits.get("autonomous_system_organization"))
+    asn = record.get("autonomous_system_number", record.get("asn", traits.get("autonomous_system_number")))
+    return _Answer(
+        cc=_iso(record.get("country_code")) or _iso(record.get("country")),
+        registered_cc=_iso(record.get("registered_country")),
+        represented_cc=_iso(represented),
+        represented_type=represented.get("type") if isinstance(represented.get("type"), str) else None,
+        asn=_asn_number(asn),
+        org=org if isinstance(org, str) and org.strip() else None,
+        lat=lat if lat is not None and lon is not None else None,
+        lon=lon if lat is not None and lon is not None else None,
+        accuracy_km=_number(location.get("accuracy_radius")) if lat is not None else None,
+        is_anycast=bool(traits.get("is_anycast") or record.get("is_anycast")),
+    )
+
+
+class _Source:
+    """An open database and what its layout answers."""
+
+    def __init__(self, path: Path, embedded: bool, found_by: str, today: date) -> None:
+        self.path = path
+        try:
+            self._raw = maxminddb.open_database(str(path))
+        except (maxminddb.errors.InvalidDatabaseError, OSError, ValueError) as err:
+            raise CallauditError(f"cannot read GeoIP database {path}: {_one_line(err)}") from err
+        try:
+            meta = self._raw.metadata()
+            keys, sample = _sample_keys(self._raw)
+        except (maxminddb.errors.InvalidDatabaseError, ValueError) as err:
+            self._raw.close()
+            raise CallauditError(f"cannot read GeoIP database {path}: {_one_line(err)}") from err
+        db_type = str(meta.database_type)
+        self._ipv4_only = meta.ip_version == 4
+        layout = _classify(db_type, keys, sample)
+        if layout is None:
+            self._raw.close()
+            raise CallauditError(
+                f"GeoIP database {path} (type {db_type!r}) has neither country nor ASN records"
+            )
+        description = meta.description.get("en", "") if isinstance(meta.description, dict) else ""
+        built = datetime.fromtimestamp(int(meta.build_epoch), tz=UTC).date()
+        embedded_info = embedded_sources().get(path.name, {}) if embedded else {}
+        self.used = 0
+        self.info = GeoDatabase(
+            path=str(path),
+            name=path.name,
+            type=db_type,
+            layout=layout,
+            build_date=built.isoformat(),
+            embedded=embedded,
+            attribution=embedded_info.get("attribution") if embedded else _attribution(db_type, layout,
+                                                                                         description),
+            found_by=found_by,
+            age_days=(today - built).days,
+            answers=_ANSWERS[layout],
+        )
+
+    def answer(self, addr: Address) -> _Answer | None:
+        if addr.version == 6 and self._ipv4_only:
+            return None
+        try:
+            record = self._raw.get(addr)
+        except (maxminddb.errors.InvalidDatabaseError, ValueError) as err:
+            raise CallauditError(f"cannot read GeoIP database {self.path}: {_one_line(err)}") from err
+        return _read_record(record) if isinstance(record, dict) else None
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+# --- all databases together ------------------------------------------------------------------------
+
+
+class GeoLookup:
+    """Answers GeoInfo for addresses from an ordered list of databases; one answer per address, cached.
+
+    `paths` are the user's (--geoip) and must all be readable; databases found through `search` that
+    cannot be read are skipped with a warning. `today` decides the age of each database (injectable)."""
+
+    def __init__(self, paths: Iterable[str | Path] = (), embedded: bool = True,
+                 search: SearchPath | None = None, today: date | None = None) -> None:
+        self.today = today or datetime.now(tz=UTC).date()
         self._sources: list[_Source] = []
         self._cache: dict[str, GeoInfo] = {}
+        self.warnings: list[str] = []
         try:
+            seen: set[Path] = set()
             for path in _expand(paths):
-                self._sources.append(_Source(path, embedded=False))
+                seen.add(path.resolve())
+                self._sources.append(_Source(path, False, "--geoip", self.today))
+            for path, how in discover(search) if search is not None else []:
+                if path.resolve() in seen:
+                    continue
+                try:
+                    self._sources.append(_Source(path, False, how, self.today))
+                except CallauditError as err:
+                    self.warnings.append(f"skipped {err}")
             if embedded:
-                self._sources.append(_Source(EMBEDDED_DB, embedded=True))
+                for path in EMBEDDED:
+                    if path.exists():
+                        self._sources.append(_Source(path, True, "embedded", self.today))
         except CallauditError:
             self.close()
             raise
         self.databases: list[GeoDatabase] = [source.info for source in self._sources]
+        self._labels = self._unique_labels()
+
+    def _unique_labels(self) -> dict[str, str]:
+        """The label of each database, or its file name where two databases share one."""
+        labels = [db.label for db in self.databases]
+        return {db.path: db.label if labels.count(db.label) == 1 else db.name for db in self.databases}
+
+    def roles(self) -> dict[str, str | None]:
+        """Which database answers first for each kind of answer (country, registered, asn, city, anycast)."""
+        return {role: next((db.name for db in self.databases if role in db.answers), None) for role in ROLES}
+
+    def usage(self) -> dict[str, int]:
+        """Addresses each database contributed an answer to, by file path."""
+        return {source.info.path: source.used for source in self._sources}
+
+    def freshness_warnings(self, used_only: bool = False) -> list[str]:
+        """One warning per database older than STALE_DAYS (only those that answered, if `used_only`)."""
+        out = []
+        for source in self._sources:
+            db = source.info
+            if db.stale and (source.used or not used_only):
+                out.append(f"GeoIP database {db.name} was built {db.build_date}, {db.age_days} days ago "
+                           f"(older than {STALE_DAYS} days): locations may have moved since")
+        return out
 
     def lookup(self, ip: str) -> GeoInfo:
-        """Local addresses are never looked up; public ones take cc and ASN from the first DB that knows."""
+        """Local addresses are never looked up; public ones are asked of every database."""
         cached = self._cache.get(ip)
         if cached is not None:
             return cached
@@ -338,26 +524,42 @@ class GeoLookup:
         return info
 
     def _locate(self, addr: Address) -> GeoInfo:
-        country: tuple[str | None, str | None, GeoDatabase] | None = None
-        registered_only: str | None = None
-        network: tuple[int | None, str | None] | None = None
+        first: dict[str, Any] = {}
+        sources: list[tuple[str, str]] = []
+        anycast_source = None
         for source in self._sources:
             answer = source.answer(addr)
             if answer is None:
                 continue
-            if country is None and answer.cc:
-                country = (answer.cc, answer.registered_cc, source.info)
-            elif registered_only is None and answer.registered_cc:
-                registered_only = answer.registered_cc
-            if network is None and answer.asn is not None:
-                network = (answer.asn, answer.org)
-            if country is not None and network is not None:
-                break
-        asn, org = network or (None, None)
-        if country is None:
-            return GeoInfo(scope="public", registered_cc=registered_only, asn=asn, org=org)
-        cc, registered_cc, db = country
-        return GeoInfo("public", cc, registered_cc, asn, org, db.name, db.build_date)
+            db = source.info
+            contributed = False
+            if answer.cc:
+                sources.append((self._labels[db.path], answer.cc))
+                if "cc" not in first:
+                    first["cc"], first["db"], first["db_date"] = answer.cc, db.name, db.build_date
+                    contributed = True
+            for key in ("registered_cc", "represented_cc"):
+                if key not in first and getattr(answer, key):
+                    first[key] = getattr(answer, key)
+                    if key == "represented_cc":
+                        first["represented_type"] = answer.represented_type
+                    contributed = True
+            if "asn" not in first and answer.asn is not None:
+                first["asn"], first["org"] = answer.asn, answer.org
+                contributed = True
+            elif first.get("org") is None and answer.org and answer.asn == first.get("asn"):
+                first["org"] = answer.org  # same network, a database that also names it
+                contributed = True
+            if "lat" not in first and answer.lat is not None:
+                first["lat"], first["lon"], first["accuracy_km"] = answer.lat, answer.lon, answer.accuracy_km
+                contributed = True
+            if answer.is_anycast and anycast_source is None:
+                anycast_source = f"{db.name} is_anycast"
+                contributed = True
+            source.used += contributed
+        anycast_source = anycast_source or _listed_anycast(addr, first.get("asn"))
+        return GeoInfo(scope="public", **first, is_anycast=anycast_source is not None,
+                       anycast_source=anycast_source, sources=tuple(sources))
 
     def close(self) -> None:
         for source in self._sources:

@@ -21,8 +21,9 @@ import pycountry
 from analyzer.errors import CallauditError
 
 GROUPS_FILE = Path(__file__).resolve().parent / "data" / "country_groups.toml"
-POLICY_KEYS = ("expected", "key_exchange", "deny")
-VERDICTS = ("unchecked", "local", "unknown", "violation", "ok")
+POLICY_KEYS = ("expected", "key_exchange", "deny", "require_registered", "anycast")
+VERDICTS = ("unchecked", "local", "unknown", "violation", "suspect", "anycast", "ok")
+ANYCAST_RULES = ("report", "judge")
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,19 @@ class Policy:
     key_exchange: frozenset[str] | None
     deny: frozenset[str]
     source: str
+    # also require the country where the network is registered (RIR data) to be expected
+    require_registered: bool = False
+    # "report": anycast addresses get verdict `anycast` (their database country is meaningless);
+    # "judge": judge them by the database country like any other address
+    anycast: str = "report"
 
     def as_dict(self) -> dict:
         return {
             "expected": sorted(self.expected),
             "key_exchange": None if self.key_exchange is None else sorted(self.key_exchange),
             "deny": sorted(self.deny),
+            "require_registered": self.require_registered,
+            "anycast": self.anycast,
             "source": self.source,
         }
 
@@ -139,8 +147,15 @@ def load_policy(path: str | Path) -> Policy:
     overlap = (expected or frozenset()) & deny
     if overlap:
         raise CallauditError(f"policy {path}: {','.join(sorted(overlap))} both expected and denied")
+    require_registered = data.get("require_registered", False)
+    if not isinstance(require_registered, bool):
+        raise CallauditError(f"policy {path}: require_registered must be true or false")
+    anycast = data.get("anycast", "report")
+    if anycast not in ANYCAST_RULES:
+        raise CallauditError(f"policy {path}: anycast must be one of {', '.join(map(repr, ANYCAST_RULES))}")
     return Policy(
-        expected=expected or frozenset(), key_exchange=key_exchange, deny=deny, source=str(path)
+        expected=expected or frozenset(), key_exchange=key_exchange, deny=deny, source=str(path),
+        require_registered=require_registered, anycast=anycast,
     )
 
 
@@ -159,57 +174,94 @@ def _present(value: Any) -> bool:
         return True
 
 
-def judge(policy: Policy | None, scope: str, cc: str | None, key_exchange: str | None) -> tuple[str, str | None]:
+def _judge_country(policy: Policy, cc: str, key_exchange: Any, what: str) -> tuple[str, str | None]:
+    """The located (or registered) country against deny list, key-exchange set and expected set."""
+    if cc in policy.deny:
+        return "violation", f"{what}{_label(cc)} is on the deny list"
+    if _present(key_exchange) and policy.key_exchange is not None and cc not in policy.key_exchange:
+        allowed = ",".join(sorted(policy.key_exchange))
+        return "violation", (
+            f"key exchange ({key_exchange}) reached {what}{_label(cc)}, outside the key-exchange set {allowed}"
+        )
+    if policy.expected and cc not in policy.expected:
+        return "violation", f"{what}{_label(cc)} is outside the expected set {','.join(sorted(policy.expected))}"
+    return "ok", None
+
+
+def _join(*parts: str | None) -> str | None:
+    text = "; ".join(p for p in parts if p)
+    return text or None
+
+
+def judge(policy: Policy | None, scope: str, cc: str | None, key_exchange: str | None,
+          registered_cc: str | None = None, anycast: str | bool | None = None,
+          disagreement: str | None = None, location: str | None = None,
+          location_reason: str | None = None) -> tuple[str, str | None]:
     """One flow's verdict and reason. Deny beats everything; key exchange flows must also meet the
-    stricter key-exchange set when there is one."""
+    stricter key-exchange set when there is one. Anycast addresses are `anycast` unless the policy says
+    judge them; a location physics rules out is `suspect`, never `ok` and never silently a violation."""
     if policy is None:
         return "unchecked", None
     if scope == "local":
         return "local", None
+    noted = f"databases disagree: {disagreement}" if _present(disagreement) else None
+    if _present(anycast) and anycast is not False and policy.anycast == "report":
+        how = f" ({anycast})" if isinstance(anycast, str) else ""
+        where = f"; database country {_label(str(cc).upper())}" if _present(cc) else ""
+        return "anycast", _join(
+            f"anycast address{how}: announced from many places, the answering server's country is unknown"
+            f"{where}", noted)
     if not _present(cc):
-        return "unknown", "no GeoIP database knows this address"
-    cc = str(cc).upper()
-    if cc in policy.deny:
-        return "violation", f"{_label(cc)} is on the deny list"
-    if _present(key_exchange) and policy.key_exchange is not None and cc not in policy.key_exchange:
-        allowed = ",".join(sorted(policy.key_exchange))
-        return "violation", (
-            f"key exchange ({key_exchange}) reached {_label(cc)}, outside the key-exchange set {allowed}"
-        )
-    if policy.expected and cc not in policy.expected:
-        return "violation", f"{_label(cc)} is outside the expected set {','.join(sorted(policy.expected))}"
-    return "ok", None
+        verdict, reason = "unknown", "no GeoIP database knows this address"
+    else:
+        verdict, reason = _judge_country(policy, str(cc).upper(), key_exchange, "")
+    if policy.require_registered and verdict != "violation":
+        if not _present(registered_cc):
+            verdict, reason = "unknown", _join(reason, "the policy requires a registered country and no "
+                                                       "database gives one (add a GeoLite2/GeoIP2 Country DB)")
+        else:
+            registered = _judge_country(policy, str(registered_cc).upper(), key_exchange, "registered country ")
+            if registered[0] == "violation":
+                verdict, reason = registered
+    if location == "impossible":
+        return "suspect", _join(location_reason, f"by the database alone: {verdict}"
+                                + (f" ({reason})" if reason else ""), noted)
+    return verdict, _join(reason, noted)
+
+
+# judge() arguments after (policy, scope, cc, key_exchange), and the flow columns that carry them
+_OPTIONAL = (("registered_cc", "resp_registered_cc"), ("anycast", "_anycast_source"),
+             ("disagreement", "_geo_disagreement"), ("location", "location_check"),
+             ("location_reason", "location_reason"))
 
 
 def apply_verdicts(flows: pd.DataFrame, policy: Policy | None) -> pd.DataFrame:
-    """A copy of `flows` with `verdict` and `reason`; each distinct (scope, cc, key exchange) judged once."""
+    """A copy of `flows` with `verdict` and `reason`; each distinct combination of the judged columns
+    (scope, cc, key exchange, and where present registered cc, anycast, disagreement, location check)
+    is judged once."""
     out = flows.copy()
     missing = [c for c in ("resp_scope", "resp_cc") if c not in flows.columns]
     if missing:
         raise ValueError(f"apply_verdicts needs column(s) {', '.join(missing)}")
-    keys = pd.DataFrame(
-        {
-            "resp_scope": flows["resp_scope"],
-            "resp_cc": flows["resp_cc"],
-            "key_exchange": flows["key_exchange"] if "key_exchange" in flows.columns else None,
-        },
-        index=flows.index,
-    ).astype(object)
+    columns = {"resp_scope": flows["resp_scope"], "resp_cc": flows["resp_cc"],
+               "key_exchange": flows["key_exchange"] if "key_exchange" in flows.columns else None}
+    for _, column in _OPTIONAL:
+        columns[column] = flows[column] if column in flows.columns else None
+    keys = pd.DataFrame(columns, index=flows.index).astype(object)
     keys = keys.where(keys.notna(), None)
     if keys.empty:
         out["verdict"] = pd.Series(dtype=object)
         out["reason"] = pd.Series(dtype=object)
         return out
-    combined = np.zeros(len(keys), dtype=np.int64)
-    for column in keys.columns:
-        codes, uniques = pd.factorize(keys[column], use_na_sentinel=False)
-        combined = combined * (len(uniques) + 1) + codes
-    group_ids, _ = pd.factorize(combined)
-    _, first_rows = np.unique(group_ids, return_index=True)
-    firsts = keys.iloc[first_rows]
-    judged = [judge(policy, *row) for row in firsts.itertuples(index=False, name=None)]
-    verdicts = np.array([v for v, _ in judged], dtype=object)
-    reasons = np.array([r for _, r in judged], dtype=object)
-    out["verdict"] = verdicts[group_ids]
-    out["reason"] = reasons[group_ids]
+    judged: dict[tuple, tuple[str, str | None]] = {}
+    verdicts, reasons = [], []
+    for row in keys.itertuples(index=False, name=None):
+        result = judged.get(row)
+        if result is None:
+            scope, cc, kx, *rest = row
+            result = judged[row] = judge(policy, scope, cc, kx, **dict(zip([n for n, _ in _OPTIONAL], rest)))
+        verdicts.append(result[0])
+        reasons.append(result[1])
+    out["verdict"] = np.array(verdicts, dtype=object)
+    out["reason"] = np.array(reasons, dtype=object)
     return out

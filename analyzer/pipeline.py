@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analyzer import campaign, protocols
+from analyzer import campaign, location, protocols
 from analyzer import flows as flowmod
 from analyzer.capture import CaptureStats, read_capture
 from analyzer.geo import GeoLookup
@@ -23,13 +23,16 @@ FLOW_COLUMNS = [
     "uid", "capture", "proto", "orig_h", "orig_p", "resp_h", "resp_p", "service", "server_name",
     "server_name_source", "vendor", "vendor_evidence", "key_exchange", "key_frames", "first_frame",
     "first_ts", "last_ts", "duration", "orig_pkts", "resp_pkts", "orig_bytes", "resp_bytes",
-    "orig_ip_bytes", "resp_ip_bytes", "rtt_ms", "role_evidence", "resp_scope", "resp_cc",
-    "resp_registered_cc", "resp_asn", "resp_org", "geo_db", "geo_db_date", "verdict", "reason",
+    "orig_ip_bytes", "resp_ip_bytes", "rtt_ms", "rtt_source", "role_evidence", "resp_scope", "resp_cc",
+    "resp_registered_cc", "resp_represented_cc", "resp_represented_type", "resp_asn", "resp_org",
+    "resp_lat", "resp_lon", "resp_accuracy_km", "is_anycast", "geo_agree", "geo_sources", "geo_db",
+    "geo_db_date", "location_check", "location_reason", "verdict", "reason",
     "findings", "details",
 ]
 INT_COLUMNS = ["orig_p", "resp_p", "first_frame", "orig_pkts", "resp_pkts", "orig_bytes", "resp_bytes",
                "orig_ip_bytes", "resp_ip_bytes", "resp_asn"]
-VERDICT_ORDER = {"violation": 0, "unknown": 1, "ok": 2, "unchecked": 2, "local": 3}
+VERDICT_ORDER = {"violation": 0, "suspect": 0.5, "unknown": 1, "ok": 2, "unchecked": 2, "anycast": 2,
+                 "local": 3}
 
 
 @dataclass
@@ -85,7 +88,8 @@ def _row(rec: flowmod.FlowRecord, facts: protocols.Facts) -> dict:
         "orig_pkts": rec.orig_pkts, "resp_pkts": rec.resp_pkts,
         "orig_bytes": rec.orig_bytes, "resp_bytes": rec.resp_bytes,
         "orig_ip_bytes": rec.orig_ip_bytes, "resp_ip_bytes": rec.resp_ip_bytes,
-        "rtt_ms": rec.rtt_ms, "role_evidence": rec.role_evidence,
+        **location.handshake_rtt(rec.proto, rec.rtt_ms, rec.samples, facts.services),
+        "role_evidence": rec.role_evidence,
         "findings": list(facts.findings), "details": dict(facts.details), "_revealed": False,
     }
 
@@ -119,7 +123,7 @@ def _revealed(rec: flowmod.FlowRecord, facts: protocols.Facts) -> list[dict]:
             "server_name_source": None, "key_exchange": None, "key_frames": [ep["frame"]],
             "first_frame": ep["frame"], "first_ts": None, "last_ts": None, "duration": None,
             "orig_pkts": 0, "resp_pkts": 0, "orig_bytes": 0, "resp_bytes": 0, "orig_ip_bytes": 0,
-            "resp_ip_bytes": 0, "rtt_ms": None, "role_evidence": f"revealed-{ep['role']}",
+            "resp_ip_bytes": 0, "rtt_ms": None, "rtt_source": None, "role_evidence": f"revealed-{ep['role']}",
             "findings": [f"{ep['role']} {h}:{p} revealed by {ep.get('via')} in frame {ep['frame']} "
                          f"of flow {rec.uid}"], "details": {"revealed_by": rec.uid}, "_revealed": True,
         })
@@ -137,8 +141,10 @@ def _reporting(packets: Iterator, stats: CaptureStats, progress: Progress, every
 
 
 def analyze(paths: list[str | Path], geo: GeoLookup, policy: Policy | None,
-            local: str | None = None, progress: Progress | None = None) -> Audit:
-    """Read every capture, tag servers with GeoIP data, judge each flow against the policy."""
+            local: str | None = None, progress: Progress | None = None,
+            vantage: location.Place | None = None) -> Audit:
+    """Read every capture, tag servers with GeoIP data, check locations against measured round trips
+    (from `vantage`, else the capture host's public address), judge each flow against the policy."""
     captures, rows = [], []
     for path in paths:
         stats, capture_rows = analyze_capture(path, local, progress)
@@ -148,6 +154,7 @@ def analyze(paths: list[str | Path], geo: GeoLookup, policy: Policy | None,
         rows += capture_rows
     df = pd.DataFrame(rows, columns=[c for c in FLOW_COLUMNS if c in (rows[0] if rows else {})] or None)
     df = _geo(df, geo)
+    df = location.check(df, geo, vantage)
     df = apply_verdicts(df, policy)
     df = df.reindex(columns=FLOW_COLUMNS)
     df = df.astype({c: "Int64" for c in INT_COLUMNS})
@@ -158,18 +165,26 @@ def analyze(paths: list[str | Path], geo: GeoLookup, policy: Policy | None,
         df = df.reset_index(drop=True)
     summary = summarize(df)
     summary["campaign"] = campaign.summarize(df, [c.path for c in captures], policy is not None)
-    return Audit(captures, [db.as_dict() for db in geo.databases], policy, df, summary)
+    summary.update(_geo_summary(df, geo))
+    usage = geo.usage()
+    return Audit(captures, [{**db.as_dict(), "answered": usage.get(db.path, 0)} for db in geo.databases],
+                 policy, df, summary)
 
 
 def _geo(df: pd.DataFrame, geo: GeoLookup) -> pd.DataFrame:
     """Look up each server address once and join the answers; then attribute vendors."""
-    cols = ["resp_scope", "resp_cc", "resp_registered_cc", "resp_asn", "resp_org", "geo_db", "geo_db_date"]
+    cols = ["resp_scope", "resp_cc", "resp_registered_cc", "resp_represented_cc", "resp_represented_type",
+            "resp_asn", "resp_org", "resp_lat", "resp_lon", "resp_accuracy_km", "is_anycast", "geo_agree",
+            "geo_sources", "geo_db", "geo_db_date", "_anycast_source", "_geo_disagreement"]
     if df.empty:
         return df.reindex(columns=list(df.columns) + cols + ["vendor", "vendor_evidence"])
     info = {}
     for addr in df["resp_h"].unique():
         g = geo.lookup(addr)
-        info[addr] = (g.scope, g.cc, g.registered_cc, g.asn, g.org, g.db, g.db_date)
+        info[addr] = (g.scope, g.cc, g.registered_cc, g.represented_cc, g.represented_type, g.asn, g.org,
+                      g.lat, g.lon, g.accuracy_km, g.is_anycast, g.agree,
+                      dict(g.sources) if g.scope == "public" else None, g.db, g.db_date, g.anycast_source,
+                      g.disagreement())
     geo_df = pd.DataFrame.from_dict(info, orient="index", columns=cols)
     df = df.join(geo_df, on="resp_h")
     df["resp_asn"] = df["resp_asn"].astype("Int64")
@@ -178,6 +193,19 @@ def _geo(df: pd.DataFrame, geo: GeoLookup) -> pd.DataFrame:
     df["vendor"] = [v for v, _ in vend]
     df["vendor_evidence"] = [e for _, e in vend]
     return df
+
+
+def _geo_summary(df: pd.DataFrame, geo: GeoLookup) -> dict:
+    """Location checks, suspects, anycast and disagreeing servers, and warnings about stale databases."""
+    servers = df.drop_duplicates("resp_h") if len(df) else df
+    checks = servers["location_check"].value_counts().items() if len(df) else []
+    return {
+        "suspects": int((df["verdict"] == "suspect").sum()) if len(df) else 0,
+        "location_checks": {k: int(v) for k, v in checks},
+        "anycast_servers": int(servers["is_anycast"].eq(True).sum()) if len(df) else 0,
+        "disagreeing_servers": int(servers["geo_agree"].eq(False).sum()) if len(df) else 0,
+        "warnings": geo.warnings + geo.freshness_warnings(used_only=True),
+    }
 
 
 def summarize(df: pd.DataFrame) -> dict:

@@ -77,7 +77,8 @@ def test_non_string_member() -> None:
 def test_policy_from_expect() -> None:
     p = policy_from_expect("US,ca")
     assert p == Policy(frozenset({"US", "CA"}), None, frozenset(), "--expect US,ca")
-    assert p.as_dict() == {"expected": ["CA", "US"], "key_exchange": None, "deny": [], "source": "--expect US,ca"}
+    assert p.as_dict() == {"expected": ["CA", "US"], "key_exchange": None, "deny": [], "require_registered": False,
+                           "anycast": "report", "source": "--expect US,ca"}
     with pytest.raises(CallauditError, match="at least one"):
         policy_from_expect(" , ")
 
