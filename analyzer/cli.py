@@ -63,6 +63,14 @@ def audit(
     geoip: Annotated[Optional[list[Path]], typer.Option(
         help="Extra MMDB file or folder (repeatable); answers before the embedded DB-IP data.")] = None,
     local: Annotated[Optional[str], typer.Option(help="The capture host's address (default: the busiest).")] = None,
+    vantage: Annotated[Optional[str], typer.Option(
+        help="Where the capture was taken, for the speed-of-light check: a country code (US), lat,lon, or "
+             "a public address (default: the capture host's public or STUN-mapped address).")] = None,
+    require_registered: Annotated[bool, typer.Option(
+        "--require-registered", help="Also require the network's registered country to be expected.")] = False,
+    discover: Annotated[bool, typer.Option(
+        help="Also use databases found by convention (GEOIPUPDATE_DB_DIR, GeoIP.conf, /usr/share/GeoIP).")
+    ] = True,
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.terminal,
     out: Annotated[Optional[Path], typer.Option(help="Write the report to this file.")] = None,
 ) -> None:
@@ -81,13 +89,54 @@ def audit(
             local = str(ipaddress.ip_address(local))
         except ValueError:
             raise CallauditError(f"--local {local!r} is not an IP address") from None
-    geo = GeoLookup(geoip or [])
+    if require_registered:
+        if pol is None:
+            raise CallauditError("--require-registered needs --expect or --policy")
+        from dataclasses import replace
+
+        pol = replace(pol, require_registered=True)
+    from analyzer.geo import SearchPath
+    from analyzer.location import parse_vantage
+
+    geo = GeoLookup(geoip or [], search=SearchPath.default() if discover else None)
     try:
-        result = analyze(expand(captures), geo, pol, local=local)
+        place = parse_vantage(vantage, geo) if vantage else None
+    except CallauditError:
+        geo.close()
+        raise
+    try:
+        result = analyze(expand(captures), geo, pol, vantage=place, local=local)
     finally:
         geo.close()
     _emit(result, fmt, out)
     raise typer.Exit(1 if result.summary.get("violations") else 0)
+
+
+class GeoFormat(str, Enum):
+    terminal = "terminal"
+    json = "json"
+
+
+@app.command("geoip")
+def geoip_command(
+    addresses: Annotated[Optional[list[str]], typer.Argument(
+        help="Addresses to look up in every database (optional).")] = None,
+    geoip: Annotated[Optional[list[Path]], typer.Option(
+        help="Extra MMDB file or folder (repeatable); answers before the embedded data.")] = None,
+    discover: Annotated[bool, typer.Option(
+        help="Also use databases found by convention (GEOIPUPDATE_DB_DIR, GeoIP.conf, /usr/share/GeoIP).")
+    ] = True,
+    fmt: Annotated[GeoFormat, typer.Option("--format", help="Output format.")] = GeoFormat.terminal,
+) -> None:
+    """List the GeoIP databases in use: where found, type, layout, build date, age, and which answers what."""
+    from analyzer.geo import GeoLookup, SearchPath
+    from analyzer.report.geoip import render_geoip
+
+    geo = GeoLookup(geoip or [], search=SearchPath.default() if discover else None)
+    try:
+        render_geoip(geo, addresses or [], fmt.value)
+    finally:
+        geo.close()
 
 
 def _emit(result, fmt: Format, out: Path | None) -> None:
