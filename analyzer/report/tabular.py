@@ -40,6 +40,7 @@ def document(audit: Audit) -> dict:
         "tool": {"name": "callaudit", "version": __version__},
         "captures": [c.as_dict() for c in audit.captures],
         "geoip": audit.geoip,
+        "warnings": audit.summary.get("warnings", []),
         "policy": audit.policy.as_dict() if audit.policy else None,
         "summary": audit.summary,
         "flows": flow_records(audit),

@@ -62,7 +62,12 @@ def render(audit: Audit, console: Console, limit: int | None = None) -> None:
         for w in c.warnings:
             console.print(Text.assemble(("  warning: ", "yellow"), _t(w)))
     for db in audit.geoip:
-        console.print(Text.assemble(("geoip ", "bold"), _t(db["name"]), f"  {db['type']}  built {db['build_date']}"))
+        age = f", {db['age_days']} days old" if db.get("age_days") is not None else ""
+        console.print(Text.assemble(("geoip ", "bold"), _t(db["name"]), f"  {db['type']}  built {db['build_date']}{age}",
+                                    ("  STALE", "yellow") if db.get("stale") else "",
+                                    f"  answered {db['answered']}" if "answered" in db else ""))
+    for w in audit.summary.get("warnings", []):
+        console.print(Text.assemble(("  warning: ", "yellow"), _t(w)))
     policy = audit.policy.source if audit.policy else "none (verdicts unchecked; give --expect or --policy)"
     console.print(Text.assemble(("policy ", "bold"), _t(policy)))
 
