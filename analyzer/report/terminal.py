@@ -11,7 +11,8 @@ from analyzer.pipeline import Audit
 from analyzer.report.escape import terminal
 from analyzer.report.tabular import ATTRIBUTION
 
-STYLE = {"violation": "bold red", "unknown": "yellow", "ok": "green", "local": "dim", "unchecked": ""}
+STYLE = {"violation": "bold red", "unknown": "yellow", "ok": "green", "local": "dim", "unchecked": "",
+         "suspect": "bold yellow", "anycast": "cyan"}
 
 
 def _t(value: object, style: str = "") -> Text:
