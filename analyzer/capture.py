@@ -349,7 +349,7 @@ def _gunzip(path: Path, stats: CaptureStats) -> tuple[mmap.mmap, object]:
     written = 0
     try:
         with gzip.open(path, "rb") as gz:
-            while chunk := gz.read(1 << 20):
+            while chunk := gz.read1(1 << 20):  # read1: a stream cut short keeps what came before
                 written += len(chunk)
                 if written > cap:
                     raise CallauditError(

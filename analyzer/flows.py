@@ -27,6 +27,9 @@ SAMPLE_BYTES = 64 * 1024
 # Signalling ports where every message may carry facts (DNS answers, SIP dialogs): keep more.
 BUSY_SAMPLE_PORTS = {53: 4096, 5353: 1024, 5355: 256, 5060: 2048}
 BUSY_SAMPLE_BYTES = 1024 * 1024
+# Across all flows of one capture: 100k flows x 24 samples x 64 KiB would be 150 GiB. Past this budget
+# payloads are no longer kept (counted in `FlowTable.unsampled`); counters and roles are unaffected.
+SAMPLE_BYTES_TOTAL = 512 * 1024 * 1024
 
 TCP_SYN, TCP_ACK, TCP_RST, TCP_FIN = 0x02, 0x10, 0x04, 0x01
 
@@ -65,6 +68,8 @@ class FlowTable:
     def __init__(self, capture: str) -> None:
         self.capture = capture
         self.flows: dict[tuple, Flow] = {}
+        self.sampled_total = 0
+        self.unsampled = 0  # payload packets a flow would have kept, refused by SAMPLE_BYTES_TOTAL
 
     def add(self, p: Packet) -> None:
         a, b = (p.src, p.sport), (p.dst, p.dport)
@@ -90,6 +95,10 @@ class FlowTable:
             elif flow.syn_from is None:
                 flow.syn_from, flow.syn_ts = side, p.ts
         if p.payload and flow.sampled[side] < flow.cap and flow.sampled_bytes[side] < flow.bytecap:
+            if self.sampled_total >= SAMPLE_BYTES_TOTAL:
+                self.unsampled += 1
+                return
+            self.sampled_total += len(p.payload)
             flow.sampled[side] += 1
             flow.sampled_bytes[side] += len(p.payload)
             flow.samples.append((p.frame, p.ts, side, p.seq, p.payload))

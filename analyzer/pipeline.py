@@ -57,6 +57,9 @@ def analyze_capture(path: str | Path, local: str | None = None,
         packets = _reporting(packets, stats, progress)
     for pkt in packets:
         add(pkt)
+    if table.unsampled:  # memory bound on hostile or huge captures: say what was not dissected
+        stats.warnings.append(f"sample budget ({flowmod.SAMPLE_BYTES_TOTAL >> 20} MiB) reached: "
+                              f"{table.unsampled} payload packets not dissected")
     records = flowmod.finish(table, stats.path, local)
     names: dict[str, tuple[str, int]] = {}  # address -> (name asked for, frame of the DNS answer)
     rows = []
