@@ -79,7 +79,7 @@ def parse_message(raw: bytes) -> dict:
     head, _, body = raw.partition(b"\r\n\r\n")
     if not _:
         head, _, body = raw.partition(b"\n\n")
-    lines = head.decode("utf-8", errors="replace").splitlines()[:MAX_LINES]
+    lines = head.decode("utf-8", errors="backslashreplace").splitlines()[:MAX_LINES]
     if not lines:
         raise ValueError("empty message")
     msg: dict = {"method": None, "status": None, "headers": {}, "body": body}
@@ -101,7 +101,7 @@ def parse_message(raw: bytes) -> dict:
 
 def parse_sdp(body: bytes) -> dict:
     """Media sections with their address, port, transport and keying attributes."""
-    text = body.decode("utf-8", errors="replace")
+    text = body.decode("utf-8", errors="backslashreplace")
     session_c: str | None = None
     media: list[dict] = []
     out: dict = {"media": media, "crypto": [], "fingerprint": None, "mikey": [], "zrtp_hash": False}
