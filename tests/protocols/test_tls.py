@@ -1,8 +1,12 @@
-"""protocols/tls.py: SNI across segments, certificate names, handshake frame numbers."""
+"""protocols/tls.py: SNI across segments, certificate names, handshake frame numbers, and the hellos: version,
+key shares (post-quantum or not), Encrypted Client Hello, HelloRetryRequest."""
 
 from __future__ import annotations
 
+import pytest
+
 from analyzer.pipeline import analyze_capture
+from analyzer.protocols import tls
 from tests.conftest import CAPTURES
 
 
@@ -59,3 +63,101 @@ def test_client_hello_split_out_of_order_with_retransmission(tmp_path):
     assert (r["server_name"], r["server_name_source"], r["key_exchange"]) == (
         "zoomcnbj01mmr.cloud.zoom.us", "sni", "tls")
     assert r["key_frames"] == [2, 3]  # starts in frame 3, ends in frame 2 (sent first, out of order)
+
+
+def test_negotiated_version_and_key_shares():
+    [r] = [r for r in rows("ndpi_tls_2_reasms.pcapng") if r["proto"] == "tcp"]
+    assert r["details"]["tls_version"] == "TLS 1.3 (Facebook draft 26)"  # tshark: 0xfb1a in frame 4
+    [meet] = [r for r in rows("ndpi_google_meet.pcapng") if r["proto"] == "tcp"]
+    d = meet["details"]
+    assert (d["tls_version"], d["key_share_offered"], d["key_share_selected"]) == ("TLS 1.3", ["x25519"], "x25519")
+    assert d["alpn"] == ["h2", "http/1.1"] and "post_quantum" not in d
+
+
+def test_encrypted_client_hello_keeps_the_outer_sni_but_says_so():
+    [r] = rows("ndpi_tls_ech.pcapng")
+    assert (r["server_name"], r["server_name_source"]) == ("performance.radar.cloudflare.com", "sni")
+    assert r["details"]["ech"] is True
+    [finding] = r["findings"]
+    assert "frame 4" in finding and "client-facing server" in finding and "performance.radar" in finding
+    zeek = [r for r in rows("zeek_tls13-ech.pcap") if r["details"].get("ech")]
+    assert [r["key_frames"] for r in zeek] == [[7, 9], [39, 41]]  # tshark: the hellos of two connections
+
+
+def test_hello_retry_request_and_the_second_client_hello():
+    [r] = [r for r in rows("zeek_tls_hrr.pcap") if r["key_exchange"]]
+    d = r["details"]
+    assert d["hrr"] is True and d["key_share_offered"] == ["secp224r1"] and d["key_share_selected"] == "secp256r1"
+    # tshark (with out-of-order reassembly): ClientHello 4, HRR 6, second ClientHello 8 after a
+    # ChangeCipherSpec, ServerHello 11
+    assert r["key_frames"] == [4, 6, 8, 11]
+    assert any("HelloRetryRequest in frame 6" in f and "secp256r1" in f and "frame 8" in f for f in r["findings"])
+
+
+def tcp_handshake(tmp_path, client_records: bytes, server_records: bytes):
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+
+    from tests.conftest import write_pcap
+
+    c, s = ("10.0.0.5", 50001), ("203.0.113.7", 443)
+
+    def seg(src, dst, seq, data, flags="PA"):
+        return bytes(Ether() / IP(src=src[0], dst=dst[0]) / TCP(sport=src[1], dport=dst[1], seq=seq,
+                                                                 flags=flags) / data)
+
+    frames = [seg(c, s, 99, b"", "S"), seg(s, c, 499, b"", "SA"), seg(c, s, 100, client_records),
+              seg(s, c, 500, server_records)]
+    [r] = analyze_capture(write_pcap(tmp_path / "hello.pcap", frames))[1]
+    return r
+
+
+def record(message: bytes, ctype: int = 22) -> bytes:
+    return bytes([ctype, 3, 3]) + len(message).to_bytes(2, "big") + message
+
+
+@pytest.mark.parametrize("chosen, selected", [(0x11EC, "X25519MLKEM768"), (0x1D, None)])
+def test_post_quantum_hybrid_offered_and_selected_or_not(tmp_path, chosen, selected):
+    from tests.protocols.test_quic import hello_bytes, server_hello_bytes
+
+    r = tcp_handshake(tmp_path, record(hello_bytes(b"pq.example")), record(server_hello_bytes(chosen)))
+    d = r["details"]
+    assert d["key_share_offered"] == ["X25519MLKEM768", "x25519"]
+    assert d["post_quantum"] == {"offered": ["X25519MLKEM768"], "selected": selected}
+    assert r["key_frames"] == [3, 4]
+    [finding] = r["findings"]
+    if selected:
+        assert "X25519MLKEM768 selected by the server (ServerHello in frame 4)" in finding
+    else:
+        assert "server selected x25519 (frame 4)" in finding and "not quantum-resistant" in finding
+
+
+def test_encrypted_records_after_change_cipher_spec_are_not_read_as_hellos(tmp_path):
+    from tests.protocols.test_quic import hello_bytes, server_hello_bytes
+
+    fake = bytes([1]) + (36).to_bytes(3, "big") + bytes(36)  # encrypted Finished that starts like a hello
+    server = record(server_hello_bytes(0x1D)) + record(b"\x01", 20) + record(fake)
+    r = tcp_handshake(tmp_path, record(hello_bytes(b"a.example")), server)
+    assert r["key_frames"] == [3, 4] and "hrr" not in r["details"]
+
+
+def test_server_hello_parser_bounds():
+    from tests.protocols.test_quic import server_hello_bytes
+
+    sh = server_hello_bytes(0x11EC)
+    assert tls.server_hello(sh)["group"] == 0x11EC
+    with pytest.raises(ValueError):
+        tls.server_hello(sh[:30])
+    lying = bytearray(sh)
+    lying[-38:-36] = b"\xff\xff"  # the key_share extension's length, now past the message: the walk stops
+    out = tls.server_hello(bytes(lying))
+    assert out["version"] == 0x0304 and out["group"] is None
+    hrr = sh[:6] + tls.HRR_RANDOM + sh[38:]
+    assert tls.server_hello(hrr)["hrr"] is True
+
+
+def test_names():
+    assert tls.version_name(0x0304) == "TLS 1.3" and tls.version_name(0x7F1C) == "TLS 1.3 (draft 28)"
+    assert tls.version_name(0xFEFD) == "DTLS 1.2" and tls.version_name(0x5A5A) == "GREASE"
+    assert tls.group_name(0x6399) == "X25519Kyber768Draft00" and tls.group_name(0x11EB) == "SecP256r1MLKEM768"
+    assert tls.group_name(0x1234) == "0x1234" and tls.is_grease(0xDADA) and not tls.is_grease(0x1D1D)
