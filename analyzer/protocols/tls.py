@@ -4,7 +4,8 @@
 Records are walked by their 5-byte headers across the reassembled stream, handshake messages are
 reassembled across records, and scapy's TLS layer dissects the ClientHello. The ServerHello is read with
 `struct`: scapy's TLS 1.3 ServerHello dissection runs key-exchange post-processing that raises on a
-HelloRetryRequest. `client_hello`, `server_hello` and `describe` are shared with QUIC (and DTLS).
+HelloRetryRequest. `client_hello` and `server_hello` (TLS's 4-byte message header) are shared with QUIC;
+`describe` takes parsed hellos from any transport.
 
 Encrypted Client Hello: the flow keeps `server_name_source == "sni"` and gets `details["ech"] = True` plus
 a finding, rather than a new name source. Browsers send GREASE ECH to every server (Chrome's ClientHello to
