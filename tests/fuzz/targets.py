@@ -215,3 +215,42 @@ def _check_facts(facts: Facts, name: str) -> None:
         ipaddress.ip_address(ep["h"])
         assert 0 <= int(ep["p"]) <= 65535 and isinstance(ep["frame"], int), (name, ep)
     json.dumps(facts.details, ensure_ascii=False).encode("utf-8")
+
+
+# ---- the numpy fast path (analyzer/fastpath.py) against the per-packet path --------------------------------
+
+def _table_summary(stats: CaptureStats, table) -> tuple:
+    flows = sorted((k, tuple(f.pkts), tuple(f.bytes), f.first_frame, len(f.samples)) for k, f in table.flows.items())
+    return stats.frames, stats.decoded, dict(stats.skipped), flows
+
+
+def fastpath_target(data: bytes) -> None:
+    """Same bytes through `fastpath.read_table` and `FlowTable.add`: same accounting, same flows.
+
+    A no-op until analyzer/fastpath.py exists; then every capture input is a differential test.
+    """
+    try:
+        from analyzer import fastpath
+    except ImportError:
+        return
+    from analyzer.capture import read_capture
+    from analyzer.flows import FlowTable
+
+    path = scratch_file()
+    path.write_bytes(data)
+    results = []
+    for fast in (False, True):
+        stats = CaptureStats(str(path))
+        try:
+            if fast:
+                table = fastpath.read_table(path, stats, str(path))
+            else:
+                table = FlowTable(str(path))
+                for pkt in read_capture(path, stats):
+                    table.add(pkt)
+        except CallauditError:
+            results.append("refused")
+            continue
+        check_stats(stats)
+        results.append(_table_summary(stats, table))
+    assert results[0] == results[1], f"per-packet {str(results[0])[:400]} != fast path {str(results[1])[:400]}"
