@@ -81,7 +81,7 @@ def test_user_geoip_database_answers_first():
     r = run("audit", CAPTURES / "ndpi_zoom.pcap", "--geoip", GEOIP_TEST / "GeoLite2-ASN-Test.mmdb",
             "--format", "json")
     doc = json.loads(r.stdout)
-    assert [d["name"] for d in doc["geoip"]][-1] == "dbip-country.mmdb" and len(doc["geoip"]) == 2
+    assert [d["name"] for d in doc["geoip"]] == ["GeoLite2-ASN-Test.mmdb", "dbip-country.mmdb", "asn.mmdb"]
 
 
 @pytest.mark.parametrize("args, message", [
