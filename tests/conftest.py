@@ -69,6 +69,17 @@ def write_pcapng(path: Path, frames: list[tuple[int, bytes]], linktypes: list[in
     return path
 
 
+@pytest.fixture(autouse=True)
+def _no_machine_geoip(monkeypatch):
+    """GeoIP discovery never sees this machine's GeoIP.conf or /usr/share/GeoIP: tests stay reproducible."""
+    from analyzer import geo
+
+    monkeypatch.setattr(geo, "CONF_FILES", ())
+    monkeypatch.setattr(geo, "SYSTEM_DIRS", ())
+    for name in ("GEOIPUPDATE_DB_DIR", "GEOIPUPDATE_CONF_FILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="session")
 def geo():
     from analyzer.geo import GeoLookup
