@@ -203,6 +203,12 @@ class SearchPath:
 
     @classmethod
     def default(cls) -> SearchPath:
+        """The conventional places; CALLAUDIT_GEOIP_SYSTEM_DIRS (os.pathsep-separated, may be empty)
+        replaces the system GeoIP.conf files and folders, so test runs can exclude the machine's files."""
+        override = os.environ.get("CALLAUDIT_GEOIP_SYSTEM_DIRS")
+        if override is not None:
+            dirs = tuple(d for d in override.split(os.pathsep) if d)
+            return cls(env=dict(os.environ), conf_files=(), dirs=dirs)
         return cls(env=dict(os.environ), conf_files=CONF_FILES, dirs=SYSTEM_DIRS)
 
 

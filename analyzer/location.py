@@ -213,10 +213,9 @@ def check(df: pd.DataFrame, geo: GeoLookup, vantage: Place | None = None) -> pd.
     """Add location_check / location_reason per flow: per capture and server, the smallest valid RTT
     (flows the capture host started) against the database's location of the server."""
     out = df.copy()
-    out["location_check"] = None
-    out["location_reason"] = None
     if df.empty:
-        return out
+        return out.assign(location_check=pd.Series(dtype=object), location_reason=pd.Series(dtype=object))
+    results: dict = {}  # row label -> (check, reason)
     for capture, rows in df.groupby("capture", sort=False):
         host = _capture_host(rows)
         where = vantage or client_vantage(rows, geo)
@@ -233,8 +232,10 @@ def check(df: pd.DataFrame, geo: GeoLookup, vantage: Place | None = None) -> pd.
                 where, place_of(info, server, "database"),
                 None if rtt is None else float(rtt["rtt_ms"]),
                 None if rtt is None else rtt.get("rtt_source"), first.get("geo_db"))
-            out.loc[group.index, "location_check"] = result[0]
-            out.loc[group.index, "location_reason"] = result[1]
+            results.update(dict.fromkeys(group.index, result))
+    # built from plain lists so pandas infers the same string dtype as every other text column
+    out["location_check"] = [results[i][0] if i in results else None for i in out.index]
+    out["location_reason"] = [results[i][1] if i in results else None for i in out.index]
     return out
 
 

@@ -76,6 +76,7 @@ def _no_machine_geoip(monkeypatch):
 
     monkeypatch.setattr(geo, "CONF_FILES", ())
     monkeypatch.setattr(geo, "SYSTEM_DIRS", ())
+    monkeypatch.setenv("CALLAUDIT_GEOIP_SYSTEM_DIRS", "")  # also for the CLI run as a subprocess
     for name in ("GEOIPUPDATE_DB_DIR", "GEOIPUPDATE_CONF_FILE"):
         monkeypatch.delenv(name, raising=False)
 
