@@ -9,7 +9,16 @@ from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
 from analyzer.errors import CallauditError
-from analyzer.geo import EMBEDDED_DB, GeoDatabase, GeoInfo, GeoLookup, is_local
+from analyzer.geo import (
+    EMBEDDED_ASN,
+    EMBEDDED_DB,
+    GeoDatabase,
+    GeoInfo,
+    GeoLookup,
+    SearchPath,
+    discover,
+    is_local,
+)
 
 TEST_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "geoip-test-data"
 COUNTRY = TEST_DATA / "GeoIP2-Country-Test.mmdb"
@@ -41,16 +50,21 @@ def embedded() -> GeoLookup:
 
 
 def test_embedded_database_metadata(embedded: GeoLookup) -> None:
-    [db] = embedded.databases
+    db, asn = embedded.databases
     assert db.path == str(EMBEDDED_DB)
     assert db.layout == "flat-country"
     assert db.embedded is True
     assert db.attribution == "IP Geolocation by DB-IP (https://db-ip.com)"
-    assert len(db.build_date) == 10 and db.build_date[4] == "-"
+    assert db.build_date == "2026-06-01"
     assert db.as_dict() == {
         "path": db.path, "name": db.name, "type": db.type, "layout": "flat-country",
-        "build_date": db.build_date, "embedded": True, "attribution": db.attribution,
+        "build_date": db.build_date, "embedded": True, "attribution": db.attribution, "found_by": "embedded",
+        "answers": ["country"], "age_days": db.age_days, "stale": db.stale,
     }
+    assert (asn.path, asn.layout, asn.type, asn.answers) == (str(EMBEDDED_ASN), "geoip2-asn", "GeoLite2-ASN", ("asn",))
+    assert asn.build_date == "2026-06-17" and "RouteViews" in asn.attribution and "DB-IP" in asn.attribution
+    assert embedded.roles() == {"country": "dbip-country.mmdb", "registered": None, "asn": "asn.mmdb",
+                                "city": None, "anycast": None}
 
 
 @pytest.mark.parametrize(
@@ -62,9 +76,10 @@ def test_embedded_lookup(embedded: GeoLookup, ip: str, cc: str) -> None:
     info = embedded.lookup(ip)
     assert info.scope == "public"
     assert info.cc == cc
-    assert info.registered_cc is None and info.asn is None
+    assert info.registered_cc is None and info.asn is not None  # the embedded ASN data answers
     assert info.db == "dbip-country.mmdb"
     assert info.db_date == embedded.databases[0].build_date
+    assert info.sources == (("DB-IP", cc),) and info.agree is True
 
 
 def test_lookup_is_cached(embedded: GeoLookup) -> None:
@@ -104,7 +119,10 @@ def test_bad_address_is_a_user_error(embedded: GeoLookup, bad: str) -> None:
 def test_no_databases_answers_nothing() -> None:
     geo = GeoLookup(embedded=False)
     assert geo.databases == []
-    assert geo.lookup("8.8.8.8") == GeoInfo(scope="public")
+    assert geo.lookup("8.8.8.8") == GeoInfo(scope="public", is_anycast=True,
+                                             anycast_source="anycast.toml prefix 8.8.8.0/24")
+    assert geo.lookup("52.81.100.10") == GeoInfo(scope="public", is_anycast=False)
+    assert geo.lookup("52.81.100.10").agree is None
 
 
 # --- MaxMind test databases --------------------------------------------------------------------
@@ -124,12 +142,13 @@ def test_maxmind_layouts_classified_by_metadata() -> None:
 def test_country_database_gives_registered_country() -> None:
     geo = GeoLookup([COUNTRY], embedded=False)
     assert geo.lookup("81.2.69.142") == GeoInfo(
-        "public", "GB", "US", None, None, "GeoIP2-Country-Test.mmdb", "2026-02-04"
+        "public", "GB", "US", None, None, "GeoIP2-Country-Test.mmdb", "2026-02-04", is_anycast=False,
+        sources=(("GeoIP2-Country", "GB"),),
     )
     assert (geo.lookup("2.125.160.216").cc, geo.lookup("2.125.160.216").registered_cc) == ("GB", "FR")
     assert geo.lookup("::ffff:81.2.69.142").cc == "GB"
     assert geo.lookup("2002:5102:458e::1").cc == "GB"
-    assert geo.lookup("81.2.69.141") == GeoInfo(scope="public")  # AddressNotFound is just no answer
+    assert geo.lookup("81.2.69.141") == GeoInfo(scope="public", is_anycast=False)  # not found: no answer
     geo.close()
 
 
@@ -144,9 +163,9 @@ def test_city_database_uses_city_method() -> None:
 @needs_test_data
 def test_asn_and_isp_databases() -> None:
     geo = GeoLookup([ASN], embedded=False)
-    assert geo.lookup("1.128.0.1") == GeoInfo("public", asn=1221, org="Telstra Pty Ltd")
-    assert geo.lookup("12.81.96.1") == GeoInfo("public", asn=7018, org=None)
-    assert geo.lookup("8.8.8.8") == GeoInfo("public")
+    assert geo.lookup("1.128.0.1") == GeoInfo("public", asn=1221, org="Telstra Pty Ltd", is_anycast=False)
+    assert geo.lookup("12.81.96.1") == GeoInfo("public", asn=7018, org=None, is_anycast=False)
+    assert geo.lookup("27.192.0.1").org == "CNCGROUP China169 Backbone"
     geo.close()
     geo = GeoLookup([ISP], embedded=False)
     assert (geo.lookup("149.101.100.1").asn, geo.lookup("1.128.0.1").asn) == (6167, 1221)
@@ -156,7 +175,7 @@ def test_asn_and_isp_databases() -> None:
 @needs_test_data
 def test_priority_user_databases_first_embedded_last() -> None:
     geo = GeoLookup([ASN, COUNTRY])
-    assert [db.embedded for db in geo.databases] == [False, False, True]
+    assert [db.embedded for db in geo.databases] == [False, False, True, True]
     info = geo.lookup("81.2.69.142")
     assert (info.cc, info.registered_cc, info.db) == ("GB", "US", "GeoIP2-Country-Test.mmdb")
     info = geo.lookup("1.128.0.1")  # not in the country test DB: the embedded DB answers the country
@@ -202,7 +221,9 @@ def test_ipinfo_lite_layout(tmp_path: Path) -> None:
     [db] = geo.databases
     assert db.layout == "ipinfo-lite"
     assert db.attribution is not None and "IPinfo" in db.attribution
-    assert geo.lookup("8.8.8.8") == GeoInfo("public", "US", None, 15169, "Google LLC", "lite.mmdb", db.build_date)
+    assert geo.lookup("8.8.8.8") == GeoInfo("public", "US", None, 15169, "Google LLC", "lite.mmdb", db.build_date,
+                                            is_anycast=True, anycast_source="anycast.toml prefix 8.8.8.0/24",
+                                            sources=(("ipinfo lite.mmdb", "US"),))
     geo.close()
 
 
@@ -266,3 +287,142 @@ def test_geodatabase_is_frozen() -> None:
     db = GeoDatabase("p", "n", "t", "flat-country", "2026-01-01", False, None)
     with pytest.raises(AttributeError):
         db.name = "x"  # type: ignore[misc]
+
+
+# --- every database answers: registered, represented, anycast, city, agreement ---------------------
+
+
+@needs_test_data
+def test_registered_differs_from_located_and_represented_country() -> None:
+    geo = GeoLookup([COUNTRY], embedded=False)
+    info = geo.lookup("2.125.160.216")
+    assert (info.cc, info.registered_cc) == ("GB", "FR")
+    info = geo.lookup("202.196.224.1")
+    assert (info.cc, info.registered_cc, info.represented_cc, info.represented_type) == ("PH", "PH", "US", "military")
+    geo.close()
+
+
+@needs_test_data
+def test_anycast_flag_from_the_database() -> None:
+    geo = GeoLookup([COUNTRY], embedded=False)
+    info = geo.lookup("214.1.1.1")
+    assert info.cc is None and info.is_anycast is True
+    assert info.anycast_source == "GeoIP2-Country-Test.mmdb is_anycast"
+    assert geo.lookup("81.2.69.142").is_anycast is False
+    geo.close()
+
+
+@needs_test_data
+def test_city_database_gives_point_and_accuracy() -> None:
+    geo = GeoLookup([CITY], embedded=False)
+    info = geo.lookup("81.2.69.142")
+    assert (round(info.lat, 2), round(info.lon, 2), info.accuracy_km) == (51.51, -0.09, 10.0)
+    assert geo.lookup("89.160.20.112").accuracy_km == 76
+    assert "city" in geo.databases[0].answers
+    geo.close()
+
+
+@needs_test_data
+def test_user_asn_database_takes_precedence_over_embedded_and_org_filled_from_same_asn(tmp_path: Path) -> None:
+    geo = GeoLookup([ASN])
+    assert geo.lookup("1.0.0.1").org == "Google Inc."  # the test DB, not the embedded Cloudflare
+    assert geo.lookup("1.0.0.1").asn == 15169
+    info = geo.lookup("12.81.96.1")  # no organisation in the user's DB: the embedded one names AS7018
+    assert info.asn == 7018 and info.org is not None and "AT&T" in info.org
+    geo.close()
+
+
+def test_embedded_asn_is_readable_by_geoip2() -> None:
+    import geoip2.database
+
+    with geoip2.database.Reader(str(EMBEDDED_ASN)) as reader:
+        response = reader.asn("1.1.1.1")
+        assert (response.autonomous_system_number, response.autonomous_system_organization) == (
+            13335, "Cloudflare, Inc.")
+        assert reader.asn("2001:4860:4860::8888").autonomous_system_number == 15169
+    assert EMBEDDED_ASN.stat().st_size < 15_000_000
+
+
+def test_disagreement_between_databases(tmp_path: Path) -> None:
+    dbip = write_mmdb(tmp_path / "dbip.mmdb", "DBIP-Country-Lite",
+                      {"5.6.7.0/24": {"country": {"iso_code": "CN"}}})
+    lite = write_mmdb(tmp_path / "lite.mmdb", "GeoLite2-Country",
+                      {"5.6.7.0/24": {"country": {"iso_code": "HK"}, "registered_country": {"iso_code": "CN"}}})
+    geo = GeoLookup([dbip, lite], embedded=False)
+    assert [db.layout for db in geo.databases] == ["dbip-country", "geoip2-country"]
+    info = geo.lookup("5.6.7.8")
+    assert (info.cc, info.registered_cc, info.db) == ("CN", "CN", "dbip.mmdb")
+    assert info.agree is False
+    assert info.disagreement() == "DBIP-Country-Lite says CN, GeoLite2-Country says HK"
+    geo.close()
+
+
+def test_flat_city_and_dbip_city_coordinates(tmp_path: Path) -> None:
+    flat = write_mmdb(tmp_path / "flat.mmdb", "ip-location-db-city",
+                      {"5.6.7.0/24": {"country_code": "DE", "city": "Berlin", "latitude": 52.5, "longitude": 13.4}})
+    geo = GeoLookup([flat], embedded=False)
+    info = geo.lookup("5.6.7.8")
+    assert (geo.databases[0].layout, info.cc, info.lat, info.lon, info.accuracy_km) == (
+        "flat-city", "DE", 52.5, 13.4, None)
+    geo.close()
+
+
+# --- discovery and freshness --------------------------------------------------------------------
+
+
+@needs_test_data
+def test_discovery_order_env_then_conf_then_system(tmp_path: Path) -> None:
+    env_dir, conf_dir, sys_dir = (tmp_path / n for n in ("env", "conf", "sys"))
+    for d, db in ((env_dir, ASN), (conf_dir, COUNTRY), (sys_dir, CITY)):
+        d.mkdir()
+        (d / db.name).write_bytes(db.read_bytes())
+    (sys_dir / ASN.name).write_bytes(ASN.read_bytes())  # same name elsewhere: a different file, kept
+    conf = tmp_path / "GeoIP.conf"
+    conf.write_text(f"# geoipupdate\nAccountID 0\nDatabaseDirectory {conf_dir}  # comment\n")
+    search = SearchPath(env={"GEOIPUPDATE_DB_DIR": str(env_dir), "GEOIPUPDATE_CONF_FILE": str(conf)},
+                        conf_files=(str(tmp_path / "missing.conf"),), dirs=(str(sys_dir), str(tmp_path / "no")))
+    found = [(p.parent.name, p.name, how) for p, how in discover(search)]
+    assert found == [
+        ("env", ASN.name, "GEOIPUPDATE_DB_DIR"), ("conf", COUNTRY.name, f"DatabaseDirectory in {conf}"),
+        ("sys", CITY.name, str(sys_dir)), ("sys", ASN.name, str(sys_dir)),
+    ]
+    geo = GeoLookup([], embedded=False, search=search)
+    assert [db.found_by for db in geo.databases][:2] == ["GEOIPUPDATE_DB_DIR", f"DatabaseDirectory in {conf}"]
+    geo.close()
+    assert discover(SearchPath()) == []
+
+
+@needs_test_data
+def test_discovered_broken_database_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "broken.mmdb").write_bytes(INVALID.read_bytes())
+    (tmp_path / "country.mmdb").write_bytes(COUNTRY.read_bytes())
+    geo = GeoLookup([], embedded=False, search=SearchPath(dirs=(str(tmp_path),)))
+    assert [db.name for db in geo.databases] == ["country.mmdb"]
+    assert len(geo.warnings) == 1 and "broken.mmdb" in geo.warnings[0]
+    geo.close()
+
+
+@needs_test_data
+def test_given_database_is_not_loaded_twice_when_also_discovered() -> None:
+    geo = GeoLookup([COUNTRY], embedded=False, search=SearchPath(dirs=(str(TEST_DATA),)))
+    names = [db.name for db in geo.databases]
+    assert names.count(COUNTRY.name) == 1 and geo.databases[0].found_by == "--geoip"
+    geo.close()
+
+
+def test_freshness_with_injected_today(tmp_path: Path) -> None:
+    from datetime import date
+
+    geo = GeoLookup(today=date(2026, 7, 31))  # 60 days after the DB-IP build: not yet stale
+    db, asn = geo.databases
+    assert (db.age_days, db.stale, asn.age_days, asn.stale) == (60, False, 44, False)
+    assert geo.freshness_warnings() == []
+    geo.close()
+    geo = GeoLookup(today=date(2026, 11, 25))
+    assert (geo.databases[0].age_days, geo.databases[0].stale) == (177, True)
+    assert geo.freshness_warnings(used_only=True) == []  # nothing looked up yet
+    geo.lookup("52.81.100.10")
+    [warning, _] = geo.freshness_warnings(used_only=True)
+    assert warning.startswith("GeoIP database dbip-country.mmdb was built 2026-06-01, 177 days ago")
+    assert geo.databases[0].as_dict()["stale"] is True
+    geo.close()
