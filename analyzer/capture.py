@@ -408,8 +408,8 @@ def _add_linktype(stats: CaptureStats, linktype: int) -> None:
         stats.link_types.append(name)
 
 
-def _pcap_records(buf, stats: CaptureStats) -> Iterator[tuple[int, float, int, bytes]]:
-    """Walk classic pcap records (µs or ns timestamps, either byte order)."""
+def pcap_header(buf, stats: CaptureStats) -> tuple[str, int, int, float]:
+    """Byte order, link type, largest believable record length and timestamp divisor of a pcap."""
     size = len(buf)
     if size < 24:
         raise CallauditError(f"{stats.path}: pcap header truncated ({size} bytes)")
@@ -422,7 +422,13 @@ def _pcap_records(buf, stats: CaptureStats) -> Iterator[tuple[int, float, int, b
     linktype = network & 0x0FFFFFFF
     _add_linktype(stats, linktype)
     limit = max(MAX_RECORD, snaplen if snaplen < (1 << 26) else 0)
-    div = 1e9 if nano else 1e6
+    return endian, linktype, limit, 1e9 if nano else 1e6
+
+
+def _pcap_records(buf, stats: CaptureStats) -> Iterator[tuple[int, float, int, bytes]]:
+    """Walk classic pcap records (µs or ns timestamps, either byte order)."""
+    size = len(buf)
+    endian, linktype, limit, div = pcap_header(buf, stats)
     rec = struct.Struct(endian + "IIII")
     off, frame = 24, 0
     while off < size:
@@ -449,6 +455,13 @@ def _pcap_records(buf, stats: CaptureStats) -> Iterator[tuple[int, float, int, b
 
 def _pcapng_records(buf, stats: CaptureStats) -> Iterator[tuple[int, float, int, bytes]]:
     """Walk pcapng blocks: sections, interfaces (link type, time resolution/offset), packet blocks."""
+    for frame, ts, linktype, start, caplen in pcapng_index(buf, stats):
+        yield frame, ts, linktype, buf[start:start + caplen]
+
+
+def pcapng_index(buf, stats: CaptureStats) -> Iterator[tuple[int, float, int, int, int]]:
+    """(frame, ts, link type, data offset, captured length) of every packet block; the fast path slices
+    only the bytes it needs."""
     size = len(buf)
     off, frame = 0, 0
     endian = "<"
@@ -495,8 +508,7 @@ def _pcapng_records(buf, stats: CaptureStats) -> Iterator[tuple[int, float, int,
             if rec is None:
                 stats.skip("malformed")
             else:
-                linktype, ts, data = rec
-                yield frame, ts, linktype, data
+                yield frame, *rec
         off += blen
 
 
@@ -519,7 +531,7 @@ def _idb_options(buf, p: int, end: int, endian: str) -> tuple[float, int]:
 
 
 def _pcapng_packet(buf, btype: int, body: int, end: int, endian: str,
-                   interfaces: list) -> tuple[int, float, bytes] | None:
+                   interfaces: list) -> tuple[float, int, int, int] | None:
     if btype == 6:  # enhanced packet block
         if body + 20 > end:
             return None
@@ -541,4 +553,4 @@ def _pcapng_packet(buf, btype: int, body: int, end: int, endian: str,
         return None
     linktype, units, tsoff, _snap = interfaces[iface]
     ts = ((ts_hi << 32) | ts_lo) / units + tsoff
-    return linktype, ts, buf[data:data + caplen]
+    return ts, linktype, data, caplen

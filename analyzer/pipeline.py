@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from analyzer import campaign, location, protocols
+from analyzer import campaign, fastpath, location, protocols
 from analyzer import flows as flowmod
-from analyzer.capture import CaptureStats, read_capture
+from analyzer.capture import CaptureStats
 from analyzer.geo import GeoLookup
 from analyzer.jurisdiction import Policy, apply_verdicts
 from analyzer.protocols.sip import link_media
@@ -50,13 +50,7 @@ def analyze_capture(path: str | Path, local: str | None = None,
                     progress: Progress | None = None) -> tuple[CaptureStats, list[dict]]:
     """Read one capture: flows with protocol facts and names, before GeoIP and verdicts."""
     stats = CaptureStats(str(path))  # stats.path: the name as valid Unicode, used in every report
-    table = flowmod.FlowTable(stats.path)
-    add = table.add
-    packets = read_capture(path, stats)
-    if progress is not None:  # the hot loop stays untouched when nobody watches
-        packets = _reporting(packets, stats, progress)
-    for pkt in packets:
-        add(pkt)
+    table = fastpath.read_table(path, stats, stats.path, progress)  # = FlowTable.add over read_capture
     if table.unsampled:  # memory bound on hostile or huge captures: say what was not dissected
         stats.warnings.append(f"sample budget ({flowmod.SAMPLE_BYTES_TOTAL >> 20} MiB) reached: "
                               f"{table.unsampled} payload packets not dissected")
