@@ -19,13 +19,21 @@ def _calls(df: pd.DataFrame, by: str) -> pd.DataFrame:
     viol = df["verdict"] == "violation"
     work = df.assign(
         _bytes=(df["orig_bytes"].fillna(0) + df["resp_bytes"].fillna(0)).astype("int64"),
-        _kx=kx, _kx_capture=df["capture"].where(kx), _viol=viol, _viol_capture=df["capture"].where(viol),
+        _kx=kx,
+        _kx_capture=df["capture"].where(kx),
+        _viol=viol,
+        _viol_capture=df["capture"].where(viol),
         _kx_viol=kx & viol,
     )
     return work.groupby(by, sort=False).agg(
-        calls=("capture", "nunique"), flows=("uid", "size"), servers=("resp_h", "nunique"),
-        bytes=("_bytes", "sum"), key_exchange_flows=("_kx", "sum"), key_exchange_calls=("_kx_capture", "nunique"),
-        violations=("_viol", "sum"), violation_calls=("_viol_capture", "nunique"),
+        calls=("capture", "nunique"),
+        flows=("uid", "size"),
+        servers=("resp_h", "nunique"),
+        bytes=("_bytes", "sum"),
+        key_exchange_flows=("_kx", "sum"),
+        key_exchange_calls=("_kx_capture", "nunique"),
+        violations=("_viol", "sum"),
+        violation_calls=("_viol_capture", "nunique"),
         key_exchange_violations=("_kx_viol", "sum"),
     )
 
@@ -46,14 +54,20 @@ def _per_capture(df: pd.DataFrame, captures: list[str], checked: bool) -> list[d
             verdict = "ok"
         viol = g[g["verdict"] == "violation"]
         kx = public[public["key_exchange"].notna()]
-        out.append({
-            "capture": path, "verdict": verdict, "flows": len(g), "servers": int(public["resp_h"].nunique()),
-            "countries": sorted(public["resp_cc"].dropna().unique().tolist()),
-            "key_exchange_countries": sorted(kx["resp_cc"].dropna().unique().tolist()),
-            "vendors": sorted(g["vendor"].dropna().unique().tolist()),
-            "violations": len(viol), "key_exchange_violations": int(viol["key_exchange"].notna().sum()),
-            "bytes": int((g["orig_bytes"].fillna(0) + g["resp_bytes"].fillna(0)).sum()),
-        })
+        out.append(
+            {
+                "capture": path,
+                "verdict": verdict,
+                "flows": len(g),
+                "servers": int(public["resp_h"].nunique()),
+                "countries": sorted(public["resp_cc"].dropna().unique().tolist()),
+                "key_exchange_countries": sorted(kx["resp_cc"].dropna().unique().tolist()),
+                "vendors": sorted(g["vendor"].dropna().unique().tolist()),
+                "violations": len(viol),
+                "key_exchange_violations": int(viol["key_exchange"].notna().sum()),
+                "bytes": int((g["orig_bytes"].fillna(0) + g["resp_bytes"].fillna(0)).sum()),
+            }
+        )
     return out
 
 
@@ -64,21 +78,44 @@ def _statements(per_country: list[dict], per_capture: list[dict], checked: bool)
     out = []
     if checked:
         broke = sum(c["verdict"] == "violation" for c in per_capture)
-        out.append({"kind": "policy", "cc": None, "calls": broke, "of": calls, "violation": broke > 0,
-                    "text": f"{broke} of {calls} {plural} broke the policy"})
+        out.append(
+            {
+                "kind": "policy",
+                "cc": None,
+                "calls": broke,
+                "of": calls,
+                "violation": broke > 0,
+                "text": f"{broke} of {calls} {plural} broke the policy",
+            }
+        )
     ranked = sorted(per_country, key=lambda c: (-c["violation_calls"], -c["key_exchange_calls"], c["cc"]))
     for c in ranked:
         label = f"{c['cc']} ({c['name']})" if c["name"] else c["cc"]
         if c["key_exchange_calls"]:
-            out.append({"kind": "key_exchange", "cc": c["cc"], "calls": c["key_exchange_calls"], "of": calls,
-                        "violation": c["key_exchange_violations"] > 0,
-                        "text": f"key exchange reached {label} in {c['key_exchange_calls']} of {calls} {plural}"})
+            out.append(
+                {
+                    "kind": "key_exchange",
+                    "cc": c["cc"],
+                    "calls": c["key_exchange_calls"],
+                    "of": calls,
+                    "violation": c["key_exchange_violations"] > 0,
+                    "text": f"key exchange reached {label} in {c['key_exchange_calls']} of {calls} {plural}",
+                }
+            )
     for c in ranked:
         label = f"{c['cc']} ({c['name']})" if c["name"] else c["cc"]
-        if c["violation_calls"] and not c["key_exchange_violations"]:
-            out.append({"kind": "traffic", "cc": c["cc"], "calls": c["violation_calls"], "of": calls,
-                        "violation": True,
-                        "text": f"traffic to {label} broke the policy in {c['violation_calls']} of {calls} {plural}"})
+        if c["violation_calls"]:
+            out.append(
+                {
+                    "kind": "traffic",
+                    "cc": c["cc"],
+                    "calls": c["violation_calls"],
+                    "of": calls,
+                    "violation": True,
+                    "text": f"traffic to {label} broke the policy in {c['violation_calls']} of {calls} "
+                    f"{plural}",
+                }
+            )
     return out
 
 

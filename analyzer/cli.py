@@ -27,6 +27,9 @@ class Format(str, Enum):
     terminal = "terminal"
     json = "json"
     csv = "csv"
+    jsonl = "jsonl"
+    parquet = "parquet"
+    html = "html"
 
 
 def _is_capture(path: Path) -> bool:
@@ -38,10 +41,26 @@ def _is_capture(path: Path) -> bool:
     return head in CAPTURE_MAGICS or head[:2] == b"\x1f\x8b"
 
 
-def expand(paths: list[Path]) -> list[Path]:
-    """Files as given; folders give the capture files inside them (recognised by magic number)."""
+def _globbed(paths: list[Path]) -> list[Path]:
+    """Glob patterns the shell left alone (quoted, or a shell that does not expand them), expanded here."""
+    import glob
+
     out = []
     for p in paths:
+        if not p.exists() and glob.has_magic(str(p)):
+            found = sorted(glob.glob(str(p), recursive=True))
+            if not found:
+                raise CallauditError(f"{p}: the pattern matches no file")
+            out += [Path(f) for f in found]
+        else:
+            out.append(p)
+    return out
+
+
+def expand(paths: list[Path]) -> list[Path]:
+    """Files as given; folders give the capture files inside them (recognised by magic number); globs too."""
+    out = []
+    for p in _globbed(paths):
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file() and _is_capture(f))
             if not found:
@@ -56,7 +75,8 @@ def expand(paths: list[Path]) -> list[Path]:
 
 @app.command()
 def audit(
-    captures: Annotated[list[Path], typer.Argument(help="Capture files (pcap, pcapng, .gz) or folders.")],
+    captures: Annotated[list[Path], typer.Argument(
+        help="Capture files (pcap, pcapng, .gz), folders, or glob patterns such as 'calls/**/*.pcap'.")],
     expect: Annotated[Optional[str], typer.Option(
         help="Expected countries: ISO codes and groups, e.g. US,CA or EU.")] = None,
     policy: Annotated[Optional[Path], typer.Option(help="Policy TOML: expected, key_exchange, deny.")] = None,
@@ -81,6 +101,8 @@ def audit(
 
     if expect and policy:
         raise CallauditError("give --expect or --policy, not both")
+    if fmt is Format.parquet and out is None:
+        raise CallauditError("--format parquet writes a binary file: give --out FILE.parquet")
     pol = load_policy(policy) if policy else policy_from_expect(expect) if expect else None
     if local:
         import ipaddress
@@ -105,9 +127,27 @@ def audit(
         geo.close()
         raise
     try:
-        result = analyze(expand(captures), geo, pol, vantage=place, local=local)
+        from analyzer.report.progress import bar
+
+        paths = expand(captures)
+        with bar(paths) as progress:
+            result = analyze(paths, geo, pol, vantage=place, local=local, progress=progress)
     finally:
         geo.close()
+    _emit(result, fmt, out)
+    raise typer.Exit(1 if result.summary.get("violations") else 0)
+
+
+@app.command()
+def summarize(
+    results: Annotated[list[Path], typer.Argument(help="Parquet files written by `audit --format parquet`.")],
+    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.terminal,
+    out: Annotated[Path | None, typer.Option(help="Write the report to this file.")] = None,
+) -> None:
+    """Re-render saved audits (a campaign) without reading the captures again."""
+    from analyzer.report.columnar import read_parquet
+
+    result = read_parquet(_globbed(results))
     _emit(result, fmt, out)
     raise typer.Exit(1 if result.summary.get("violations") else 0)
 
@@ -145,7 +185,13 @@ def _emit(result, fmt: Format, out: Path | None) -> None:
     if fmt is Format.terminal:
         from rich.console import Console
 
-        from analyzer.report.terminal import render
+        from analyzer.report import campaign_terminal
+        from analyzer.report.terminal import render as render_flows
+
+        def render(audit, console: Console) -> None:
+            render_flows(audit, console)
+            if len(audit.captures) > 1:
+                campaign_terminal.render(audit, console)
 
         if out:
             with open(out, "w", encoding="utf-8") as fh:
@@ -154,7 +200,20 @@ def _emit(result, fmt: Format, out: Path | None) -> None:
             # piped output is read in files and pagers: do not squeeze the table to 80 columns
             render(result, Console(highlight=False, width=None if sys.stdout.isatty() else 200))
         return
-    text = tabular.to_json(result) if fmt is Format.json else tabular.to_csv(result)
+    if fmt is Format.parquet:
+        from analyzer.report.columnar import write_parquet
+
+        if out is None:
+            raise CallauditError("--format parquet writes a binary file: give --out FILE.parquet")
+        write_parquet(result, out)
+        return
+    if fmt is Format.html:
+        from analyzer.report.html import render as text_of
+    elif fmt is Format.jsonl:
+        from analyzer.report.columnar import to_jsonl as text_of
+    else:
+        text_of = tabular.to_json if fmt is Format.json else tabular.to_csv
+    text = text_of(result)
     if out:
         try:
             out.write_text(text, encoding="utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,6 +164,8 @@ def analyze(paths: list[str | Path], geo: GeoLookup, policy: Policy | None,
     summary = summarize(df)
     summary["campaign"] = campaign.summarize(df, [c.path for c in captures], policy is not None)
     summary.update(_geo_summary(df, geo))
+    seen_from = vantage or (location.client_vantage(df, geo) if len(df) else None)  # the report's map
+    summary["vantage"] = None if seen_from is None else dataclasses.asdict(seen_from)
     usage = geo.usage()
     return Audit(captures, [{**db.as_dict(), "answered": usage.get(db.path, 0)} for db in geo.databases],
                  policy, df, summary)
