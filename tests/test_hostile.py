@@ -23,7 +23,7 @@ from scapy.layers.dns import DNS, DNSQR
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from analyzer import capture, flows
+from analyzer import capture, fastpath, flows
 from analyzer.capture import CaptureStats, read_capture
 from analyzer.errors import CallauditError
 from analyzer.pipeline import analyze_capture
@@ -255,6 +255,7 @@ def test_global_sample_budget_is_counted(tmp_path, monkeypatch):
                     UDP(sport=40000, dport=3478) / (b"s" * 1000)) for i in range(300)]
     path = write_pcap(tmp_path / "many.pcap", frames)
     monkeypatch.setattr(flows, "SAMPLE_BYTES_TOTAL", 100_000)
+    monkeypatch.setattr(fastpath, "SAMPLE_BYTES_TOTAL", 100_000)  # the vectorised reader keeps the same budget
     stats, rows = analyze_capture(path)
     assert len(rows) == 300 and stats.decoded == 300
     assert any("sample budget" in w and "200 payload packets" in w for w in stats.warnings), stats.warnings
