@@ -33,12 +33,12 @@ def hello(body: bytes) -> dict:
     """Version, client id and key agreement types offered (RFC 6189 §5.2)."""
     if len(body) < 80:
         raise ValueError("short Hello")
-    version = body[12:16].decode("ascii", errors="replace")
-    client = body[16:32].decode("ascii", errors="replace").strip(" \0")
+    version = body[12:16].decode("ascii", errors="backslashreplace")
+    client = body[16:32].decode("ascii", errors="backslashreplace").strip(" \0")
     counts = struct.unpack_from("!I", body, 76)[0]  # 0|S|M|P, unused, then hc cc ac kc sc (4 bits each)
     hc, cc, ac, kc = (counts >> 16) & 0xF, (counts >> 12) & 0xF, (counts >> 8) & 0xF, (counts >> 4) & 0xF
     off = 80 + 4 * (hc + cc + ac)
-    agreements = [body[off + 4 * i:off + 4 * i + 4].decode("ascii", errors="replace").strip()
+    agreements = [body[off + 4 * i:off + 4 * i + 4].decode("ascii", errors="backslashreplace").strip()
                   for i in range(kc) if off + 4 * i + 4 <= len(body)]
     return {"version": version, "client": client, "key_agreements": agreements}
 
@@ -47,7 +47,7 @@ def commit(body: bytes) -> dict:
     """The algorithms the initiator chose (RFC 6189 §5.4)."""
     if len(body) < 76:
         raise ValueError("short Commit")
-    names = [body[off:off + 4].decode("ascii", errors="replace").strip() for off in range(56, 76, 4)]
+    names = [body[off:off + 4].decode("ascii", errors="backslashreplace").strip() for off in range(56, 76, 4)]
     return dict(zip(("hash", "cipher", "auth_tag", "key_agreement", "sas"), names))
 
 

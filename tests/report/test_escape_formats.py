@@ -244,3 +244,14 @@ def test_html_escapes_every_kind(audit):
     assert "\u202e" not in page and "\x1b" not in page and "\x07" not in page
     for kind in ("sni", "dns", "cert"):
         assert f"[bold red]pwn[/]\\x1b[2J\\x07\\u202e&lt;script&gt;\\xff-{kind}" in page, kind
+
+
+def test_other_packet_strings_keep_undecodable_bytes_visible():
+    """ZRTP client ids and SIP headers decode like SNI and DNS names: \\xNN for a byte that is not UTF-8."""
+    from analyzer.protocols import sip, zrtp
+
+    body = bytearray(100)
+    body[16:32] = b"cli\xffent".ljust(16)
+    assert zrtp.hello(bytes(body))["client"] == "cli\\xffent"
+    msg = sip.parse_message(_sip_invite(hostile("sip")))
+    assert msg["headers"]["user-agent"].endswith("<script>\\xff-sip")
