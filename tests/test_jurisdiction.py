@@ -219,3 +219,73 @@ def test_apply_verdicts_without_policy_or_rows_or_key_exchange_column() -> None:
     assert list(empty.columns)[-2:] == ["verdict", "reason"] and empty.empty
     out = apply_verdicts(flows().drop(columns="key_exchange"), policy(key_exchange="US"))
     assert out.loc[14, "verdict"] == "violation"  # DE is outside the expected set CA,US
+
+
+# --- registered country, anycast, disagreement, physics ------------------------------------------
+
+
+def test_policy_file_require_registered_and_anycast(tmp_path: Path) -> None:
+    p = load_policy(write(tmp_path, 'expected = ["US"]\nrequire_registered = true\nanycast = "judge"\n'))
+    assert (p.require_registered, p.anycast) == (True, "judge")
+    assert (load_policy(write(tmp_path, 'deny = ["CN"]\n')).anycast) == "report"
+    for text, message in (('expected = ["US"]\nrequire_registered = "yes"\n', "require_registered must be"),
+                          ('expected = ["US"]\nanycast = "ignore"\n', "anycast must be one of")):
+        with pytest.raises(CallauditError, match=message):
+            load_policy(write(tmp_path, text))
+
+
+def test_require_registered() -> None:
+    p = Policy(frozenset({"US", "CA"}), frozenset({"US"}), frozenset({"CN"}), "t", require_registered=True)
+    assert judge(p, "public", "US", None, registered_cc="US") == ("ok", None)
+    assert judge(p, "public", "US", None, registered_cc="GB") == (
+        "violation", "registered country GB (United Kingdom) is outside the expected set CA,US")
+    assert judge(p, "public", "US", "tls", registered_cc="CA") == (
+        "violation", "key exchange (tls) reached registered country CA (Canada), outside the key-exchange set US")
+    verdict, reason = judge(p, "public", "US", None)
+    assert verdict == "unknown" and "no database gives one" in reason
+    assert judge(p, "public", "CN", None, registered_cc="US")[1] == "CN (China) is on the deny list"
+    relaxed = Policy(frozenset({"US"}), None, frozenset(), "t")
+    assert judge(relaxed, "public", "US", None, registered_cc="GB") == ("ok", None)
+
+
+def test_anycast_is_reported_unless_the_policy_judges_it() -> None:
+    p = policy()
+    verdict, reason = judge(p, "public", "CN", "tls", anycast="anycast.toml AS13335")
+    assert verdict == "anycast"
+    assert reason == ("anycast address (anycast.toml AS13335): announced from many places, the answering "
+                      "server's country is unknown; database country CN (China)")
+    judged = Policy(p.expected, p.key_exchange, p.deny, "t", anycast="judge")
+    assert judge(judged, "public", "CN", "tls", anycast="anycast.toml AS13335")[0] == "violation"
+    assert judge(p, "public", "CN", None, anycast=None)[0] == "violation"
+
+
+def test_disagreement_is_in_the_reason() -> None:
+    assert judge(policy(), "public", "US", None, disagreement="DB-IP says CN, GeoLite2-Country says US") == (
+        "ok", "databases disagree: DB-IP says CN, GeoLite2-Country says US")
+    verdict, reason = judge(policy(), "public", "CN", None, disagreement="DB-IP says CN, GeoLite2-Country says HK")
+    assert verdict == "violation"
+    assert reason.endswith("; databases disagree: DB-IP says CN, GeoLite2-Country says HK")
+
+
+def test_impossible_location_is_suspect_never_ok() -> None:
+    why = "database says CN, but a 4 ms RTT from a US vantage bounds the server within 600 km"
+    assert judge(policy(), "public", "US", None, location="impossible", location_reason=why) == (
+        "suspect", f"{why}; by the database alone: ok")
+    verdict, reason = judge(policy(), "public", "CN", None, location="impossible", location_reason=why)
+    assert verdict == "suspect" and "by the database alone: violation (CN (China) is outside" in reason
+    assert judge(policy(), "public", "US", None, location="implausible", location_reason=why) == ("ok", None)
+    assert judge(None, "public", "US", None, location="impossible") == ("unchecked", None)
+
+
+def test_apply_verdicts_uses_the_optional_columns() -> None:
+    df = pd.DataFrame({
+        "resp_scope": ["public", "public", "public", "local"],
+        "resp_cc": ["US", "US", "US", None],
+        "key_exchange": [None, None, None, None],
+        "resp_registered_cc": ["US", "US", "US", None],
+        "_anycast_source": [None, "anycast.toml prefix 1.1.1.0/24", None, None],
+        "location_check": ["consistent", "consistent", "impossible", None],
+        "location_reason": ["fine", "fine", "too far", None],
+    })
+    out = apply_verdicts(df, policy())
+    assert out["verdict"].tolist() == ["ok", "anycast", "suspect", "local"]
