@@ -34,10 +34,10 @@ def name(cc: str) -> str | None:
 @cache
 def _countryinfo() -> dict[str, dict[str, Any]]:
     """countryinfo's records by alpha-2; where a code appears twice (GB/Wales), the one with an outline."""
-    from countryinfo._cache import load_countries
+    import countryinfo
 
     out: dict[str, dict[str, Any]] = {}
-    for info in load_countries()["countries"].values():
+    for info in (country.info() for country in countryinfo.all_countries()):
         cc = ((info.get("ISO") or {}).get("alpha2") or "").upper()
         if len(cc) != 2:
             continue
