@@ -7,7 +7,7 @@ import re
 from analyzer.geo import GeoLookup
 from analyzer.jurisdiction import policy_from_expect
 from analyzer.pipeline import analyze
-from analyzer.report.terminal import display_filter
+from analyzer.report.evidence import of_flow
 from tests.conftest import ROOT, SAMPLES
 
 
@@ -35,7 +35,7 @@ def test_zoom_sample_key_exchange_in_cn_is_the_violation():
     assert (row.resp_h, row.resp_cc, row.key_exchange, row.server_name) == (
         "52.81.100.10", "CN", "tls", "zoomcnbj01mmr.cloud.zoom.us")
     assert row.key_frames == [38, 53, 55]  # pcaps/README.md: ClientHello 38, ServerHello.. 53, CKE 55
-    assert display_filter(row) == "frame.number in {38 53 55}"
+    assert of_flow(row).frames_filter == "frame.number in {38, 53, 55}"
     assert audit.summary["key_exchange_violations"] == 1
     assert set(audit.summary["countries"]) == {"US", "CA", "CN"}
     assert audit.captures[0].frames == audit.captures[0].decoded == 303

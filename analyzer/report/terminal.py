@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from analyzer.pipeline import Audit
+from analyzer.report import evidence
 from analyzer.report.escape import terminal
 from analyzer.report.tabular import ATTRIBUTION
 
@@ -30,16 +31,6 @@ def _size(n: int) -> str:
     return f"{n:.1f} TB"
 
 
-def display_filter(row) -> str:
-    """A Wireshark display filter showing exactly the evidence packets of a flow."""
-    frames = row.key_frames if isinstance(row.key_frames, list) and row.key_frames else None
-    if frames:
-        return "frame.number in {" + " ".join(str(f) for f in frames) + "}"
-    ip = "ipv6" if ":" in str(row.resp_h) else "ip"
-    port = f" && {row.proto}.port=={row.resp_p}" if not pd.isna(row.resp_p) else ""
-    return f"{ip}.addr=={row.resp_h}{port}"
-
-
 def _evidence(audit: Audit, console: Console) -> None:
     """For each violation: the flow, the reason and the packets that show it."""
     bad = audit.flows[audit.flows["verdict"] == "violation"]
@@ -47,11 +38,12 @@ def _evidence(audit: Audit, console: Console) -> None:
         return
     console.print(Text("evidence", style="bold"))
     for row in bad.itertuples(index=False):
+        ev = evidence.of_flow(row)
         kx = f" key exchange {row.key_exchange}" if isinstance(row.key_exchange, str) else ""
         console.print(Text.assemble(
             "  ", (row.uid, "bold"), f" {row.orig_h} -> {row.resp_h}:{row.resp_p}/{row.proto}{kx}: ",
-            _t(row.reason, "red"), "\n    wireshark: ", (display_filter(row), "cyan"),
-            f"  (capture {terminal(row.capture)})"))
+            _t(row.reason, "red"), "\n    wireshark: ", (ev.frames_filter or "-", "cyan"),
+            "\n    flow: ", (ev.flow_filter or "-", "cyan"), f"  (capture {terminal(row.capture)})"))
 
 
 def render(audit: Audit, console: Console, limit: int | None = None) -> None:
