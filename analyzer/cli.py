@@ -93,6 +93,8 @@ def audit(
     ] = True,
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.terminal,
     out: Annotated[Optional[Path], typer.Option(help="Write the report to this file.")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1,
+                                      help="Read this many captures at a time, one process each.")] = 1,
 ) -> None:
     """Audit captures: every server, its name and country, key exchange, and policy violations."""
     from analyzer.geo import GeoLookup
@@ -131,7 +133,7 @@ def audit(
 
         paths = expand(captures)
         with bar(paths) as progress:
-            result = analyze(paths, geo, pol, vantage=place, local=local, progress=progress)
+            result = analyze(paths, geo, pol, vantage=place, local=local, progress=progress, jobs=jobs)
     finally:
         geo.close()
     _emit(result, fmt, out)

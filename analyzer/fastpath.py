@@ -43,8 +43,8 @@ from analyzer.flows import (
     FlowTable,
 )
 
-REGION_BYTES = 64 << 20  # file bytes indexed at a time; their pages are released once decoded
-BATCH = 1 << 18  # records decoded at a time: bounds the per-packet arrays (~40 MB)
+REGION_BYTES = 32 << 20  # file bytes indexed at a time; their pages are released once decoded
+BATCH = 1 << 16  # records decoded at a time: bounds the per-packet temporaries (~25 MB)
 MIN_SEGMENT = 65536  # a chain walks at least this many bytes (> SYNC_WINDOW)
 SEGMENTS = 1024  # record chains walked in lockstep per region
 FRAME_WINDOW = 80  # bytes of each frame read for headers: Ethernet + 2 VLAN tags + IPv6 + TCP up to its flags
@@ -143,10 +143,15 @@ def _sync_guesses(v: _Views, starts: np.ndarray, step: int, size: int, limit: in
     if k == 0 or int(starts[-1]) + w + 32 > size:
         return out
     rows = np.ndarray((k, w + 16), np.uint8, buffer=v.buf, offset=int(starts[0]), strides=(step, 1))
-    hi = (10, 11, 14, 15) if v.endian == "<" else (8, 9, 12, 13)
+    le = v.endian == "<"
+    hi = (10, 11, 14, 15) if le else (8, 9, 12, 13)
     z = rows[:, hi[0]:hi[0] + w] == 0
     for h in hi[1:]:
         z &= rows[:, h:h + w] == 0
+    top = np.uint8(sec0 >> 24)  # and the seconds' top byte within 4 of the first record's
+    at = 3 if le else 0
+    z &= (rows[:, at:at + w] - top + np.uint8(4)) <= np.uint8(8)
+    z &= rows[:, (7 if le else 4):(7 if le else 4) + w] <= np.uint8(fracmax >> 24)
     r, c = np.nonzero(z)
     del rows
     if not len(r):
@@ -237,10 +242,12 @@ def _pcap_region(v: _Views, buf, start: int, end: int, size: int, limit: int, en
 
 
 def _merge(offs: np.ndarray, chains: np.ndarray, accepted: np.ndarray, extra: list[int]) -> np.ndarray:
-    kept = offs[accepted[chains]] if len(offs) else offs
     if extra:
-        kept = np.concatenate([kept, np.asarray(extra, np.int64)])
-    return np.sort(kept)
+        kept = offs[accepted[chains]] if len(offs) else offs
+        return np.sort(np.concatenate([kept, np.asarray(extra, np.int64)]))
+    sel = accepted[chains]
+    offs, chains = offs[sel], chains[sel].astype(np.int16 if len(accepted) < 32768 else np.int64)
+    return offs[np.argsort(chains, kind="stable")]  # radix sort: chains in order, each in walk order
 
 
 # ---------------------------------------------------------------- header decoding
@@ -275,12 +282,11 @@ class _Cols:
 
 def _shift_rows(a: np.ndarray, off: np.ndarray, width: int) -> np.ndarray:
     """Row r of the result is a[r, off[r]:off[r] + width]; a view when every row has the same offset."""
-    values = np.unique(off)
-    if len(values) == 1:
-        u = int(values[0])
-        return a[:, u:u + width]
+    lo, hi = (int(off.min()), int(off.max())) if len(off) else (0, 0)
+    if lo == hi:
+        return a[:, lo:lo + width]
     out = np.zeros((a.shape[0], width), np.uint8)
-    for u in values.tolist():
+    for u in np.unique(off).tolist():
         m = off == u
         out[m] = a[m, u:u + width]
     return out

@@ -128,6 +128,22 @@ def _revealed(rec: flowmod.FlowRecord, facts: protocols.Facts) -> list[dict]:
     return rows
 
 
+def _read_all(paths: list[str | Path], local: str | None, progress: Progress | None,
+              jobs: int) -> Iterator[tuple[CaptureStats, list[dict]]]:
+    """(stats, rows) per capture, in the order given; by `jobs` worker processes when there are several."""
+    if jobs <= 1 or len(paths) <= 1:
+        for path in paths:
+            yield analyze_capture(path, local, progress)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # forkserver/spawn would re-import pandas in every worker; fork shares what is already loaded
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), mp_context=ctx) as pool:
+        yield from pool.map(analyze_capture, paths, [local] * len(paths))
+
+
 def _reporting(packets: Iterator, stats: CaptureStats, progress: Progress, every: int = 4096) -> Iterator:
     """Pass packets through, telling `progress` every few thousand (bytes: IP length + record overhead)."""
     nbytes = 0
@@ -140,12 +156,12 @@ def _reporting(packets: Iterator, stats: CaptureStats, progress: Progress, every
 
 def analyze(paths: list[str | Path], geo: GeoLookup, policy: Policy | None,
             local: str | None = None, progress: Progress | None = None,
-            vantage: location.Place | None = None) -> Audit:
+            vantage: location.Place | None = None, jobs: int = 1) -> Audit:
     """Read every capture, tag servers with GeoIP data, check locations against measured round trips
-    (from `vantage`, else the capture host's public address), judge each flow against the policy."""
+    (from `vantage`, else the capture host's public address), judge each flow against the policy.
+    With `jobs` > 1, captures are read by that many processes (GeoIP and verdicts stay here)."""
     captures, rows = [], []
-    for path in paths:
-        stats, capture_rows = analyze_capture(path, local, progress)
+    for stats, capture_rows in _read_all(paths, local, progress, jobs):
         if progress is not None:
             progress(stats.path, stats.frames, -1, True)
         captures.append(stats)
