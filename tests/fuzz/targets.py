@@ -9,6 +9,7 @@ a broken count, or a string that cannot be written as UTF-8 JSON is a finding.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import io
 import ipaddress
 import json
@@ -112,6 +113,10 @@ def _render_all(path: Path) -> None:
     out = buf.getvalue()
     out.encode("utf-8")
     assert f"frames {cap['frames']}, decoded {cap['decoded']}" in out
+    if importlib.util.find_spec("analyzer.report.html"):
+        from analyzer.report import html
+
+        html.render(audit).encode("utf-8")
 
 
 # ---- protocols -------------------------------------------------------------------------------------------
