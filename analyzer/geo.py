@@ -22,6 +22,7 @@ from typing import Any, Self
 import maxminddb
 import maxminddb.errors
 
+from analyzer.capture import path_text
 from analyzer.errors import CallauditError
 
 DATA_DIR = Path(__file__).resolve().parent / "data" / "geoip"
@@ -433,8 +434,8 @@ class _Source:
         embedded_info = embedded_sources().get(path.name, {}) if embedded else {}
         self.used = 0
         self.info = GeoDatabase(
-            path=str(path),
-            name=path.name,
+            path=path_text(path),  # file names with undecodable bytes stay printable in every report
+            name=path_text(path.name),
             type=db_type,
             layout=layout,
             build_date=built.isoformat(),

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pycountry
 
+from analyzer.capture import path_text
 from analyzer.errors import CallauditError
 
 GROUPS_FILE = Path(__file__).resolve().parent / "data" / "country_groups.toml"
@@ -154,7 +155,7 @@ def load_policy(path: str | Path) -> Policy:
     if anycast not in ANYCAST_RULES:
         raise CallauditError(f"policy {path}: anycast must be one of {', '.join(map(repr, ANYCAST_RULES))}")
     return Policy(
-        expected=expected or frozenset(), key_exchange=key_exchange, deny=deny, source=str(path),
+        expected=expected or frozenset(), key_exchange=key_exchange, deny=deny, source=path_text(path),
         require_registered=require_registered, anycast=anycast,
     )
 

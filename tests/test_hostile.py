@@ -446,3 +446,19 @@ def test_synthetic_pcapng_variants(tmp_path):
         target = tmp_path / f"{name}.pcapng"
         target.write_bytes(damaged)
         check_capture(target)
+
+
+def test_policy_and_geoip_file_names_with_odd_bytes(tmp_path):
+    import os
+
+    policy = tmp_path / os.fsdecode(b"pol\xff\x1b.toml")
+    policy.write_text('expected = ["US"]\n')
+    mmdb = tmp_path / os.fsdecode(b"geo\xff.mmdb")
+    mmdb.write_bytes((Path(capture.__file__).parent / "data" / "geoip" / "dbip-country.mmdb").read_bytes())
+    r = subprocess.run([sys.executable, "-m", "analyzer", "audit", str(CAPTURES / "zeek_tls_hrr.pcap"),
+                        "--policy", str(policy), "--geoip", str(mmdb), "--format", "json"],
+                       capture_output=True, timeout=120, check=False)
+    assert r.returncode in (0, 1), r.stderr
+    doc = json.loads(r.stdout.decode("utf-8"))
+    assert doc["policy"]["source"].endswith("pol\\xff\x1b.toml")
+    assert doc["geoip"][0]["name"] == "geo\\xff.mmdb"
