@@ -83,7 +83,7 @@ def audit(
     geoip: Annotated[Optional[list[Path]], typer.Option(
         help="Extra MMDB file or folder (repeatable); answers before the embedded DB-IP data.")] = None,
     local: Annotated[Optional[str], typer.Option(help="The capture host's address (default: the busiest).")] = None,
-    vantage: Annotated[Optional[str], typer.Option(
+    vantage: Annotated[str | None, typer.Option(
         help="Where the capture was taken, for the speed-of-light check: a country code (US), lat,lon, or "
              "a public address (default: the capture host's public or STUN-mapped address).")] = None,
     require_registered: Annotated[bool, typer.Option(
@@ -161,9 +161,9 @@ class GeoFormat(str, Enum):
 
 @app.command("geoip")
 def geoip_command(
-    addresses: Annotated[Optional[list[str]], typer.Argument(
+    addresses: Annotated[list[str] | None, typer.Argument(
         help="Addresses to look up in every database (optional).")] = None,
-    geoip: Annotated[Optional[list[Path]], typer.Option(
+    geoip: Annotated[list[Path] | None, typer.Option(
         help="Extra MMDB file or folder (repeatable); answers before the embedded data.")] = None,
     discover: Annotated[bool, typer.Option(
         help="Also use databases found by convention (GEOIPUPDATE_DB_DIR, GeoIP.conf, /usr/share/GeoIP).")
