@@ -82,7 +82,7 @@ def run_random(target: str, seconds: int, seed: int) -> dict:
         def fn(data: bytes) -> None:
             targets.capture_target(data, render=engine.render_sometimes(data))
     else:
-        inputs = [d for _, d in seeds.protocol_seeds()]
+        inputs = [d for _, d in [*seeds.protocol_seeds(), *seeds.crafted_protocol_seeds()]]
         fn = targets.protocols_target
     res = engine.run(target, fn, inputs, seconds, seed=seed)
     return {"target": target, "engine": "random", "seconds": round(res.seconds, 1), "inputs": res.inputs,

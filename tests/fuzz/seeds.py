@@ -91,10 +91,28 @@ def protocol_seeds(per_capture: int = 40) -> Iterator[tuple[str, bytes]]:
                 break
 
 
+def crafted_protocol_seeds() -> Iterator[tuple[str, bytes]]:
+    """Hand-made edge cases no real capture holds: loops and lengths that point past their container."""
+    dns_loop = struct.pack("!HHHHHH", 1, 0x8180, 1, 1, 0, 0) + b"\x04loop\x00\x00\x01\x00\x01" + \
+        b"\xc0\x1d" + struct.pack("!HHIH", 1, 1, 60, 4) + bytes(4)
+    yield "crafted-dns-loop", encode_flow("udp", 40000, 53, [(True, dns_loop[:12]), (False, dns_loop)])
+    ext = struct.pack("!HHHBH", 0, 16, 14, 0, 11) + b"example.org"
+    body = b"\x03\x03" + bytes(32) + b"\x00\x00\x02\x13\x01\x01\x00" + struct.pack("!H", len(ext) + 300) + ext
+    hs = b"\x01" + len(body).to_bytes(3, "big") + body
+    yield "crafted-tls-ext-past-record", encode_flow(
+        "tcp", 50000, 443, [(True, b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs)])
+    initial = b"\xc3\x00\x00\x00\x01\x08" + bytes(range(8)) + b"\x00\x00\x7f\xff" + bytes(40)
+    yield "crafted-quic-length-past-datagram", encode_flow("udp", 50000, 443, [(True, initial)])
+    stun = struct.pack("!HHI", 0x0101, 0xFFFC, 0x2112A442) + bytes(12) + struct.pack("!HH", 0x8022, 0xFFFF) + b"x"
+    yield "crafted-stun-lengths", encode_flow("udp", 50000, 3478, [(True, stun[:20]), (False, stun)])
+    sip = b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 9999999\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n"
+    yield "crafted-sip-content-length", encode_flow("udp", 5060, 5060, [(True, sip)])
+
+
 def write_seeds(kind: str, folder: Path) -> int:
     """Write the seeds of one target into `folder` (for libFuzzer's corpus arguments)."""
     folder.mkdir(parents=True, exist_ok=True)
-    seeds = capture_seeds() if kind == "capture" else protocol_seeds()
+    seeds = capture_seeds() if kind == "capture" else [*protocol_seeds(), *crafted_protocol_seeds()]
     n = 0
     for name, data in seeds:
         (folder / f"{name}.bin").write_bytes(data)
