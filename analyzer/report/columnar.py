@@ -23,7 +23,7 @@ from analyzer.pipeline import SCHEMA, Audit, summarize
 from analyzer.report.tabular import ATTRIBUTION, flow_records
 
 META_KEY = b"callaudit"
-JSON_COLUMNS = ("details",)
+JSON_COLUMNS = ("details", "geo_sources")  # keys vary per row: stored as JSON text, not a struct
 LIST_COLUMNS = ("key_frames", "findings")
 
 
