@@ -489,7 +489,8 @@ class FastTable:
         self.known_h = np.zeros(0, np.uint64)
         self.known_gid = np.zeros(0, np.int64)
         self.samples: list[tuple[np.ndarray, ...]] = []
-        self.payloads: dict[int, bytes] = {}
+        self.payload_list: list[bytes] = []
+        self.buf = b""
         self.sampled_total = 0
         self.unsampled = 0
         self.tick: Callable[[int], None] = lambda _offset: None
@@ -599,14 +600,17 @@ class FastTable:
             lg = g2[late]
             self.unsampled += int(np.count_nonzero((sampled[lg] < cols["cap"][lg >> 1])
                                                    & (sbytes[lg] < cols["bytecap"][lg >> 1])))
-        self.samples.append((gid[kept], c.frame[kept], c.ts[kept], side[kept], c.seq[kept], c.poff[kept],
-                             c.plen[kept]))
-        if c.payloads:
-            for fr in c.frame[kept][c.poff[kept] < 0].tolist():
-                self.payloads[fr] = c.payloads[fr]
+        # payloads are sliced now, while their pages are mapped (slicing them at the end would fault
+        # pages all over the file back in)
+        base = len(self.payload_list)
+        buf, slow = self.buf, c.payloads
+        self.payload_list += [buf[o:o + n] if o >= 0 else slow[fr] for o, n, fr in
+                              zip(c.poff[kept].tolist(), c.plen[kept].tolist(), c.frame[kept].tolist())]
+        self.samples.append((gid[kept], c.frame[kept], c.ts[kept], side[kept], c.seq[kept],
+                             base + np.arange(len(kept))))
 
-    def table(self, buf) -> FlowTable:
-        """The equivalent `FlowTable`: Flow objects with their samples' payloads sliced from the file."""
+    def table(self) -> FlowTable:
+        """The equivalent `FlowTable`: Flow objects with their samples."""
         table = FlowTable(self.capture)
         table.sampled_total, table.unsampled = self.sampled_total, self.unsampled
         g = self.g
@@ -619,10 +623,11 @@ class FastTable:
         if self.samples:
             parts = [np.concatenate(p) for p in zip(*self.samples)]
             order = np.lexsort((parts[1], parts[0]))
-            sgid, sframe, sts, sside, sseq, spoff, splen = (p[order].tolist() for p in parts)
-            payloads = self.payloads
-            for gi, fr, t, sd, sq, po, pl in zip(sgid, sframe, sts, sside, sseq, spoff, splen):
-                per_flow[gi].append((fr, t, sd, sq, buf[po:po + pl] if po >= 0 else payloads[fr]))
+            sgid, sframe, sts, sside, sseq, spay = (p[order].tolist() for p in parts)
+            payloads = self.payload_list
+            for gi, fr, t, sd, sq, pi in zip(sgid, sframe, sts, sside, sseq, spay):
+                per_flow[gi].append((fr, t, sd, sq, payloads[pi]))
+            self.payload_list = []
         fam, proto = cols["fam"].tolist(), cols["proto"].tolist()
         ahi, alo, ap = cols["ahi"].tolist(), cols["alo"].tolist(), cols["ap"].tolist()
         bhi, blo, bp = cols["bhi"].tolist(), cols["blo"].tolist(), cols["bp"].tolist()
@@ -682,6 +687,7 @@ def _read(path: Path, stats: CaptureStats, capture_id: str, progress) -> FlowTab
     try:
         magic = bytes(buf[:4])
         fast = FastTable(capture_id)
+        fast.buf = buf
         fast.tick = _ticker(stats, progress)
         decoder = Decoder(stats)
         if magic == b"\x0a\x0d\x0d\x0a":
@@ -695,7 +701,8 @@ def _read(path: Path, stats: CaptureStats, capture_id: str, progress) -> FlowTab
             _read_pcap(buf, views, stats, decoder, fast, endian, linktype, limit, div)
         else:
             raise CallauditError(f"{path}: not a pcap or pcapng file (magic {magic.hex() or 'none'})")
-        return fast.table(buf)
+        fast.buf = b""
+        return fast.table()
     finally:
         del views
         if isinstance(buf, mmap.mmap):
