@@ -227,6 +227,12 @@ def _emit(result, fmt: Format, out: Path | None) -> None:
 
 def main() -> None:
     """Entry point: usage and input errors are one line on stderr and exit 2, never a traceback."""
+    if not os.environ.get("CALLAUDIT_DEBUG"):  # parsers' complaints about hostile bytes are counted, not printed
+        import logging
+        import warnings
+
+        logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
+        warnings.simplefilter("ignore")
     try:
         code = app(standalone_mode=False)
     except typer.Exit as exc:

@@ -329,16 +329,21 @@ def _dns_response(name_bytes: bytes) -> bytes:
     return header + question + answer
 
 
-@pytest.mark.parametrize("name", [
-    b"\xc0\x1d",  # pointer to itself (offset 29 is where the answer starts)
-    b"\x01a\xc0\x1d",  # label then a pointer back to its own start
-    b"\xc0\x0c\xc0\x1f",  # pointer into the question, then garbage
-    b"\x01a" * 60 + b"\xc0\x1d",  # long chain that loops
-])
+# The answer's owner name starts at offset 22 (12-byte header, 6-byte question name, type and class).
+LOOPS = {
+    "self": _dns_response(b"\xc0\x16"),  # a pointer to itself
+    "label-then-self": _dns_response(b"\x01a\xc0\x16"),  # a label, then a pointer back to its own start
+    "long-chain": _dns_response(b"\x01a" * 60 + b"\xc0\x16"),
+    "two-names": struct.pack("!HHHHHH", 1, 0x8180, 1, 1, 0, 0) + b"\xc0\x12\x00\x01\x00\x01" +  # question -> answer
+    b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + bytes([1, 2, 3, 4]),  # answer -> question
+}
+
+
+@pytest.mark.parametrize("name", LOOPS)
 def test_dns_compression_loop_ends(name):
     from analyzer.protocols import dns
 
-    msg = _dns_response(name)
+    msg = LOOPS[name]
     signal_start = time.monotonic()
     try:
         pairs = dns.answers(msg)
@@ -353,7 +358,7 @@ def test_dns_compression_loop_ends(name):
 
 def test_dns_compression_loop_through_cli_is_quiet(tmp_path):
     """scapy logs 'DNS decompression loop detected': the report must not gain stray stderr lines."""
-    msg = _dns_response(b"\xc0\x1d")
+    msg = LOOPS["two-names"]  # scapy logs "DNS decompression loop detected" for this one
     frames = [bytes(Ether() / IP(src="10.0.0.1", dst="9.9.9.9") / UDP(sport=40000, dport=53) /
                     DNS(rd=1, qd=DNSQR(qname="loop"))),
               bytes(Ether() / IP(src="9.9.9.9", dst="10.0.0.1") / UDP(sport=53, dport=40000) / msg)]
