@@ -89,7 +89,7 @@ def test_unsupported_link_type_is_counted(tmp_path):
     assert pkts == [] and stats.skipped == {"unsupported-link-type": 2}
 
 
-@pytest.mark.parametrize("opts", [dict(nano=True), dict(big=True), dict(gz=True), dict(nano=True, big=True)])
+@pytest.mark.parametrize("opts", [{"nano": True}, {"big": True}, {"gz": True}, {"nano": True, "big": True}])
 def test_pcap_variants(tmp_path, opts):
     stats, pkts = read(write_pcap(tmp_path / "v.bin", [UDP4] * 3, linktype=101, **opts))
     assert stats.decoded == 3
@@ -110,7 +110,7 @@ def test_pcapng_interfaces_resolution_and_unknown_blocks(tmp_path):
 
 def test_bad_checksums_are_kept(tmp_path):
     pkt = Ether() / IP(src="10.0.0.1", dst="1.2.3.4", chksum=0xDEAD) / UDP(sport=1, dport=2, chksum=0xBEEF) / b"q"
-    stats, pkts = read(write_pcap(tmp_path / "c.pcap", [bytes(pkt)]))
+    _, pkts = read(write_pcap(tmp_path / "c.pcap", [bytes(pkt)]))
     assert len(pkts) == 1 and pkts[0].payload == b"q"
 
 
@@ -133,7 +133,7 @@ def test_huge_record_length_stops_cleanly(tmp_path):
 
 def test_snaplen_cut_frames_keep_wire_length(tmp_path):
     frame = bytes(Ether() / IP(src="10.0.0.1", dst="1.2.3.4") / UDP(sport=1, dport=2) / (b"p" * 500))
-    stats, pkts = read(write_pcap(tmp_path / "s.pcap", [frame[:64]]))
+    _, pkts = read(write_pcap(tmp_path / "s.pcap", [frame[:64]]))
     assert pkts[0].length == 500 and len(pkts[0].payload) == 64 - 42
 
 
