@@ -204,6 +204,16 @@ def test_truncated_last_record_in_every_output_format(tmp_path):
         assert r.returncode == 0, r.stderr
         assert accounting_from(fmt, r.stdout) == [(19, 18, 1)], fmt
         assert "truncated-record" in r.stdout and "cut short" in r.stdout, fmt
+    r = cli("audit", cut, "--format", "html")
+    assert r.returncode == 0, r.stderr
+    assert re.search(r'data-v="19">19</td><td class="num" data-v="18">18</td><td>truncated-record 1</td>', r.stdout)
+    out = tmp_path / "cut.parquet"
+    r = cli("audit", cut, "--format", "parquet", "--out", out)
+    assert r.returncode == 0, r.stderr
+    import pyarrow.parquet as pq
+
+    [cap] = json.loads(pq.read_schema(out).metadata[b"callaudit"])["captures"]
+    assert (cap["frames"], cap["decoded"], cap["skipped"]) == (19, 18, {"truncated-record": 1})
 
 
 # ---- resource limits -------------------------------------------------------------------------------------
