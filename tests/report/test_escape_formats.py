@@ -255,3 +255,16 @@ def test_other_packet_strings_keep_undecodable_bytes_visible():
     assert zrtp.hello(bytes(body))["client"] == "cli\\xffent"
     msg = sip.parse_message(_sip_invite(hostile("sip")))
     assert msg["headers"]["user-agent"].endswith("<script>\\xff-sip")
+
+
+def test_jsonl_and_parquet_keep_every_kind_as_valid_utf8(audit, tmp_path):
+    columnar = pytest.importorskip("analyzer.report.columnar")
+    lines = columnar.to_jsonl(audit).encode("utf-8").decode("utf-8").splitlines()
+    rows = {r["resp_h"]: r for r in map(json.loads, lines)}
+    for kind in ("sni", "dns", "cert"):
+        assert rows[SERVER[kind]]["server_name"].endswith(("\\xff-" + kind, "\\xff-dns.example")), kind
+    assert any("\\xff-sip" in ua for ua in rows[SERVER["sip"]]["details"]["sip_user_agents"])
+    path = tmp_path / "a.parquet"
+    columnar.write_parquet(audit, path)
+    back = columnar.read_parquet([path])
+    assert sorted(back.flows["server_name"].dropna()) == sorted(audit.flows["server_name"].dropna())
