@@ -211,32 +211,48 @@ def judge_location(vantage: Place | None, server: Place | None, rtt_ms: float | 
 
 def check(df: pd.DataFrame, geo: GeoLookup, vantage: Place | None = None) -> pd.DataFrame:
     """Add location_check / location_reason per flow: per capture and server, the smallest valid RTT
-    (flows the capture host started) against the database's location of the server."""
+    (flows the capture host started) against the database's location of the server.
+
+    Each server is judged once per capture and the answer spread to its rows by position: row-wise
+    pandas access cost ~20 s on a capture with 100k flows and 20k servers."""
     out = df.copy()
     if df.empty:
         return out.assign(location_check=pd.Series(dtype=object), location_reason=pd.Series(dtype=object))
-    results: dict = {}  # row label -> (check, reason)
-    for capture, rows in df.groupby("capture", sort=False):
+    checks: list[str | None] = [None] * len(df)
+    reasons: list[str | None] = [None] * len(df)
+    public_all = (df["resp_scope"] == "public").to_numpy(dtype=bool, na_value=False)
+    for positions in df.groupby("capture", sort=False).indices.values():
+        rows = df.iloc[positions]
         host = _capture_host(rows)
         where = vantage or client_vantage(rows, geo)
-        public = rows[rows["resp_scope"] == "public"]
+        public = rows[public_all[positions]]
         valid = public[(public["orig_h"] == host) & public["rtt_ms"].notna()]
-        best = valid.sort_values("rtt_ms").drop_duplicates("resp_h").set_index("resp_h")
-        for server, group in public.groupby("resp_h", sort=False):
-            first = group.iloc[0]
-            info = GeoInfo("public", cc=first["resp_cc"] if isinstance(first["resp_cc"], str) else None,
-                           lat=_float(first.get("resp_lat")), lon=_float(first.get("resp_lon")),
-                           accuracy_km=_float(first.get("resp_accuracy_km")))
-            rtt = best.loc[server] if server in best.index else None
-            result = judge_location(
-                where, place_of(info, server, "database"),
-                None if rtt is None else float(rtt["rtt_ms"]),
-                None if rtt is None else rtt.get("rtt_source"), first.get("geo_db"))
-            results.update(dict.fromkeys(group.index, result))
+        best = valid.sort_values("rtt_ms").drop_duplicates("resp_h")
+        rtts = dict(zip(best["resp_h"].tolist(), zip(best["rtt_ms"].tolist(), _column(best, "rtt_source"),
+                                                      strict=True), strict=True))
+        firsts = public.drop_duplicates("resp_h")
+        results: dict = {}
+        for server, cc, lat, lon, accuracy, db in zip(
+                firsts["resp_h"].tolist(), _column(firsts, "resp_cc"), _column(firsts, "resp_lat"),
+                _column(firsts, "resp_lon"), _column(firsts, "resp_accuracy_km"), _column(firsts, "geo_db"),
+                strict=True):
+            info = GeoInfo("public", cc=cc if isinstance(cc, str) else None, lat=_float(lat), lon=_float(lon),
+                           accuracy_km=_float(accuracy))
+            rtt = rtts.get(server)
+            results[server] = judge_location(where, place_of(info, server, "database"),
+                                             None if rtt is None else float(rtt[0]),
+                                             None if rtt is None else rtt[1], db)
+        for pos, server in zip(positions[public_all[positions]].tolist(), public["resp_h"].tolist(), strict=True):
+            checks[pos], reasons[pos] = results[server]
     # built from plain lists so pandas infers the same string dtype as every other text column
-    out["location_check"] = [results[i][0] if i in results else None for i in out.index]
-    out["location_reason"] = [results[i][1] if i in results else None for i in out.index]
+    out["location_check"] = checks
+    out["location_reason"] = reasons
     return out
+
+
+def _column(df: pd.DataFrame, name: str) -> list:
+    """A column's values as a list; Nones when the frame does not have it."""
+    return df[name].tolist() if name in df.columns else [None] * len(df)
 
 
 def _float(value: object) -> float | None:

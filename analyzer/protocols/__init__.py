@@ -107,8 +107,15 @@ def frame_at(marks: list[tuple[int, int]], offset: int) -> int:
     return frame
 
 
+_LOADED: list = []
+
+
 def _modules() -> list:
-    return [importlib.import_module(f"analyzer.protocols.{name}") for name in MODULES]
+    """The protocol modules, imported on first use (not at start-up) and then kept: an import_module call
+    per module and flow cost seconds on captures with 100k flows."""
+    if not _LOADED:
+        _LOADED[:] = [importlib.import_module(f"analyzer.protocols.{name}") for name in MODULES]
+    return _LOADED
 
 
 def client_direction(proto: int, port0: int, port1: int, samples: list[tuple]) -> int | None:
