@@ -124,7 +124,120 @@ def handshake_messages(data: bytes, marks: list[tuple[int, int]]) -> list[tuple[
 
 
 def client_hello(message: bytes) -> dict:
-    """SNI, ALPN, offered versions, groups and key shares, and ECH from a ClientHello (dissected by scapy)."""
+    """SNI, ALPN, offered versions, groups and key shares, and ECH from a ClientHello.
+
+    A busy network has a ClientHello per flow, and scapy's dissection costs ~1 ms each (plus 0.3 s to
+    import its TLS layer), so a strict `struct` walk reads well-formed hellos; anything it declines goes
+    to scapy's TLS layer, which tests/protocols/test_tls.py also uses as the oracle for this parser.
+    """
+    try:
+        return _client_hello_fast(message)
+    except (ValueError, IndexError, struct.error):
+        return client_hello_scapy(message)
+
+
+def _client_hello_fast(message: bytes) -> dict:
+    """Strict parse: any length that does not add up raises ValueError (the caller then asks scapy)."""
+    m = memoryview(message)
+    if len(m) < 4 or m[0] != CLIENT_HELLO:
+        raise ValueError("not a ClientHello")
+    end = min(len(m), 4 + int.from_bytes(m[1:4], "big"))
+    pos = 4 + 2 + 32  # legacy_version, random
+    if pos + 1 > end:
+        raise ValueError("truncated")
+    version = struct.unpack_from("!H", m, 4)[0]
+    pos += 1 + m[pos]  # session id
+    if pos + 2 > end:
+        raise ValueError("truncated")
+    pos += 2 + struct.unpack_from("!H", m, pos)[0]  # cipher suites
+    if pos + 1 > end:
+        raise ValueError("truncated")
+    pos += 1 + m[pos]  # compression methods
+    out: dict = {"sni": None, "alpn": [], "versions": [], "groups": [], "key_shares": [], "ech": None,
+                 "version": version}
+    if pos > end:
+        raise ValueError("truncated")
+    if pos == end:
+        return out
+    if pos + 2 > end:
+        raise ValueError("truncated")
+    ext_end = pos + 2 + struct.unpack_from("!H", m, pos)[0]
+    if ext_end > end:
+        raise ValueError("extensions past the message")
+    pos += 2
+    while pos < ext_end:
+        if pos + 4 > ext_end:
+            raise ValueError("truncated extension header")
+        etype, elen = struct.unpack_from("!HH", m, pos)
+        pos += 4
+        if pos + elen > ext_end:
+            raise ValueError("extension past the message")
+        ext = m[pos:pos + elen]
+        pos += elen
+        if etype == 0:
+            names = _vector(ext, 2)
+            entries = []
+            while names:  # name_type (1) + opaque name<1..2^16-1>
+                if len(names) < 3:
+                    raise ValueError("truncated server name")
+                n = struct.unpack_from("!H", names, 1)[0]
+                if 3 + n > len(names):
+                    raise ValueError("server name past its list")
+                entries.append(bytes(names[3:3 + n]))
+                names = names[3 + n:]
+            if entries:
+                out["sni"] = text(entries[0])
+        elif etype == EXT_ALPN:
+            out["alpn"] = [text(bytes(p)) for p in _items(_vector(ext, 2), 1)]
+        elif etype == EXT_SUPPORTED_VERSIONS:
+            out["versions"] = _u16s(_vector(ext, 1))
+        elif etype == 10:  # supported_groups
+            out["groups"] = [g for g in _u16s(_vector(ext, 2)) if not is_grease(g)]
+        elif etype == EXT_KEY_SHARE:
+            shares, groups = _vector(ext, 2), []
+            while shares:
+                if len(shares) < 4:
+                    raise ValueError("truncated key share")
+                group, n = struct.unpack_from("!HH", shares)
+                if 4 + n > len(shares):
+                    raise ValueError("key share past its list")
+                groups.append(group)
+                shares = shares[4 + n:]
+            out["key_shares"] = [g for g in groups if not is_grease(g)]
+        elif etype == EXT_ECH:  # ECHClientHello: type 0 outer (what a client sends), 1 inner
+            out["ech"] = {0: "outer", 1: "inner"}.get(ext[0], "unknown") if elen else "unknown"
+    return out
+
+
+def _vector(data: memoryview, width: int) -> memoryview:
+    """The body of a TLS vector with a `width`-byte length prefix that must fill `data` exactly."""
+    if len(data) < width:
+        raise ValueError("truncated vector")
+    n = int.from_bytes(data[:width], "big")
+    if width + n != len(data):
+        raise ValueError("vector length does not match its extension")
+    return data[width:]
+
+
+def _items(data: memoryview, width: int) -> list[memoryview]:
+    out = []
+    while data:
+        n = int.from_bytes(data[:width], "big")
+        if len(data) < width or width + n > len(data):
+            raise ValueError("item past its list")
+        out.append(data[width:width + n])
+        data = data[width + n:]
+    return out
+
+
+def _u16s(data: memoryview) -> list[int]:
+    if len(data) % 2:
+        raise ValueError("odd length")
+    return list(struct.unpack(f"!{len(data) // 2}H", data))
+
+
+def client_hello_scapy(message: bytes) -> dict:
+    """The same facts dissected by scapy's TLS layer: the fallback and the reference for the fast walk."""
     from scapy.layers.tls.handshake import TLSClientHello
 
     ch = TLSClientHello(message)

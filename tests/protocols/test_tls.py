@@ -161,3 +161,79 @@ def test_names():
     assert tls.version_name(0xFEFD) == "DTLS 1.2" and tls.version_name(0x5A5A) == "GREASE"
     assert tls.group_name(0x6399) == "X25519Kyber768Draft00" and tls.group_name(0x11EB) == "SecP256r1MLKEM768"
     assert tls.group_name(0x1234) == "0x1234" and tls.is_grease(0xDADA) and not tls.is_grease(0x1D1D)
+
+
+def _all_client_hellos() -> list[bytes]:
+    """Every ClientHello the pipeline meets in the shared captures (TLS over TCP and inside QUIC)."""
+    import pytest
+
+    from analyzer.protocols import tls
+    from tests.conftest import shared_captures
+
+    seen: list[bytes] = []
+    original = tls.client_hello
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tls, "client_hello", lambda m: seen.append(bytes(m)) or original(m))
+        for path in shared_captures():
+            analyze_capture(path)
+    return seen
+
+
+def test_fast_client_hello_parser_agrees_with_scapy_on_every_shared_hello():
+    from analyzer.protocols import tls
+
+    hellos = _all_client_hellos()
+    assert len(hellos) >= 25
+    for message in hellos:
+        assert tls._client_hello_fast(message) == tls.client_hello_scapy(message)
+
+
+def test_fast_client_hello_parser_agrees_with_scapy_on_generated_hellos():
+    from hypothesis import assume, given, settings
+    from hypothesis import strategies as st
+    from scapy.layers.tls.extensions import (
+        ProtocolName,
+        ServerName,
+        TLS_Ext_ALPN,
+        TLS_Ext_ServerName,
+        TLS_Ext_SupportedGroups,
+        TLS_Ext_SupportedVersion_CH,
+    )
+    from scapy.layers.tls.handshake import TLSClientHello
+
+    from analyzer.protocols import tls
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.binary(min_size=1, max_size=80), st.lists(st.binary(min_size=1, max_size=12), max_size=4),
+           st.lists(st.integers(0, 0xFFFF), max_size=6), st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=4),
+           st.sampled_from([b"", bytes(range(32))]))
+    def check(sni, alpn, groups, versions, session):
+        ext = [TLS_Ext_ServerName(servernames=[ServerName(servername=sni)]),
+               TLS_Ext_SupportedGroups(groups=groups), TLS_Ext_SupportedVersion_CH(versions=versions)]
+        if alpn:
+            ext.append(TLS_Ext_ALPN(protocols=[ProtocolName(protocol=p) for p in alpn]))
+        message = bytes(TLSClientHello(sid=session, ext=ext))
+        try:
+            reference = tls.client_hello_scapy(message)
+        except Exception:  # noqa: BLE001 - scapy's builder writes hellos its parser rejects
+            assume(False)
+        try:
+            fast = tls._client_hello_fast(message)
+        except ValueError:  # declined: client_hello() hands it to scapy, nothing to compare
+            assume(False)
+        assert fast == reference
+
+    check()
+
+
+def test_hellos_the_fast_walk_declines_go_to_scapy(monkeypatch):
+    import pytest
+
+    from analyzer.protocols import tls
+
+    calls = []
+    monkeypatch.setattr(tls, "client_hello_scapy", lambda m: calls.append(m) or {"sni": "from-scapy"})
+    truncated = b"\x01\x00\x00\x26\x03\x03" + b"\x00" * 32 + b"\x00\x00"
+    with pytest.raises(ValueError):
+        tls._client_hello_fast(truncated)
+    assert tls.client_hello(truncated) == {"sni": "from-scapy"} and calls == [truncated]
