@@ -364,7 +364,10 @@ def _timeline(audit: Audit, colours: dict[str, str]) -> str:
     for capture, g in groups:
         t0, t1 = float(g["first_ts"].min()), float(g["last_ts"].max())
         span = max(t1 - t0, 1e-3)
-        start = datetime.fromtimestamp(t0, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        try:
+            start = datetime.fromtimestamp(t0, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        except (ValueError, OverflowError, OSError):  # a crafted capture's timestamp beyond the calendar
+            start = f"{t0:.0f} s after 1970"
         out.append(
             f'<text x="0" y="{y}" font-weight="700" fill="#1d2228">{_e(capture)} '
             f'<tspan font-weight="400" fill="#5b6570">from {start}, {span:.1f} s</tspan></text>'
