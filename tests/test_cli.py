@@ -15,7 +15,7 @@ from tests.conftest import CAPTURES, GEOIP_TEST
 
 def run(*args, **kw):
     return subprocess.run([sys.executable, "-m", "analyzer", *map(str, args)], capture_output=True, text=True,
-                          timeout=120, **kw)
+                          check=False, timeout=120, **kw)
 
 
 def test_violation_exit_1_with_json_evidence(tmp_path):

@@ -36,8 +36,13 @@ PCAPNG = b"\x0a\x0d\x0d\x0a"
 
 
 def cli(*args, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "analyzer", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "analyzer", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def first_record(data: bytes) -> tuple[int, str]:
@@ -87,9 +92,9 @@ def variants(data: bytes, seed: str) -> list[tuple[str, bytes]]:
         header[i] ^= 0xFF
     out.append(("header-damage", bytes(header)))
     out.append(("cut-last-byte", data[:-1]))
-    out.append(("cut-in-last-record", data[:last_record(data) + 20]))
-    out.append(("cut-half", data[:len(data) // 2]))
-    out.append(("cut-in-first-record", data[:first + 5]))
+    out.append(("cut-in-last-record", data[: last_record(data) + 20]))
+    out.append(("cut-half", data[: len(data) // 2]))
+    out.append(("cut-in-first-record", data[: first + 5]))
     out.append(("header-only", data[:first]))
     big = bytearray(data)
     if data[:4] == PCAPNG:
@@ -106,7 +111,7 @@ def variants(data: bytes, seed: str) -> list[tuple[str, bytes]]:
         out.append(("snaplen-4g", bytes(snap)))
     out.append(("record-2gb", bytes(big)))
     mid = last_record(data)
-    out.append(("last-record-2gb", data[:mid + 4] + b"\xff\xff\xff\x7f" * 4 + data[mid + 20:]))
+    out.append(("last-record-2gb", data[: mid + 4] + b"\xff\xff\xff\x7f" * 4 + data[mid + 20 :]))
     out.append(("gzip-cut", gzip.compress(data, compresslevel=1, mtime=0)[: len(data) // 3]))
     return out
 
@@ -140,24 +145,43 @@ def test_damaged_variants_of_every_shared_capture(tmp_path, path):
 
 
 def test_every_shared_capture_is_varied():
-    assert len(CAPS) == len(manifest_counts()) and all(len(variants(p.read_bytes(), p.name)) >= 12 for p in CAPS)
+    assert len(CAPS) == len(manifest_counts()) and all(
+        len(variants(p.read_bytes(), p.name)) >= 12 for p in CAPS
+    )
 
 
 # Subprocess sample: the real CLI, every output format, with a timeout (a hang fails the test).
-SAMPLE = [(CAPS[i % len(CAPS)], name, fmt) for i, (name, fmt) in enumerate([
-    ("flip-24", "json"), ("cut-in-last-record", "json"), ("record-2gb", "csv"), ("header-damage", "terminal"),
-    ("gzip-cut", "json"), ("scramble-2pc", "csv"), ("last-record-2gb", "terminal"), ("cut-in-first-record", "json"),
-], start=5)]
+SAMPLE = [
+    (CAPS[i % len(CAPS)], name, fmt)
+    for i, (name, fmt) in enumerate(
+        [
+            ("flip-24", "json"),
+            ("cut-in-last-record", "json"),
+            ("record-2gb", "csv"),
+            ("header-damage", "terminal"),
+            ("gzip-cut", "json"),
+            ("scramble-2pc", "csv"),
+            ("last-record-2gb", "terminal"),
+            ("cut-in-first-record", "json"),
+        ],
+        start=5,
+    )
+]
 
 
 def accounting_from(fmt: str, stdout: str) -> list[tuple[int, int, int]]:
     """(frames, decoded, sum of skipped) per capture, parsed from one output format."""
     if fmt == "json":
-        return [(c["frames"], c["decoded"], sum(c["skipped"].values())) for c in json.loads(stdout)["captures"]]
+        return [
+            (c["frames"], c["decoded"], sum(c["skipped"].values())) for c in json.loads(stdout)["captures"]
+        ]
     out = []
     for m in re.finditer(r"frames (\d+), decoded (\d+), skipped ([^\r\n]*)", stdout):
-        skipped = 0 if m.group(3).strip() == "none" else sum(
-            int(n) for n in re.findall(r"[a-z-]+ (\d+)", m.group(3)))
+        skipped = (
+            0
+            if m.group(3).strip() == "none"
+            else sum(int(n) for n in re.findall(r"[a-z-]+ (\d+)", m.group(3)))
+        )
         out.append((int(m.group(1)), int(m.group(2)), skipped))
     return out
 
@@ -206,7 +230,9 @@ def test_truncated_last_record_in_every_output_format(tmp_path):
         assert "truncated-record" in r.stdout and "cut short" in r.stdout, fmt
     r = cli("audit", cut, "--format", "html")
     assert r.returncode == 0, r.stderr
-    assert re.search(r'data-v="19">19</td><td class="num" data-v="18">18</td><td>truncated-record 1</td>', r.stdout)
+    assert re.search(
+        r'data-v="19">19</td><td class="num" data-v="18">18</td><td>truncated-record 1</td>', r.stdout
+    )
     out = tmp_path / "cut.parquet"
     r = cli("audit", cut, "--format", "parquet", "--out", out)
     assert r.returncode == 0, r.stderr
@@ -218,8 +244,9 @@ def test_truncated_last_record_in_every_output_format(tmp_path):
 
 # ---- resource limits -------------------------------------------------------------------------------------
 
+
 def _gzip_bomb(path: Path, gib: int = 10) -> Path:
-    """~10 MB that inflates to `gib` GiB of zeros after a pcap header: repeated gzip members, made in a second."""
+    """~10 MB inflating to `gib` GiB of zeros after a pcap header: repeated gzip members, made in a second."""
     header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
     member = gzip.compress(b"\0" * (64 << 20), compresslevel=9, mtime=0)
     with open(path, "wb") as fh:
@@ -249,8 +276,10 @@ def test_gzip_time_cap(tmp_path, monkeypatch):
 
 
 def test_gzip_cut_mid_stream_keeps_what_was_read(tmp_path):
-    frames = [bytes(Ether() / IP(src="10.0.0.1", dst="8.8.8.8") / UDP(sport=5, dport=53) / (b"x" * i))
-              for i in range(400)]
+    frames = [
+        bytes(Ether() / IP(src="10.0.0.1", dst="8.8.8.8") / UDP(sport=5, dport=53) / (b"x" * i))
+        for i in range(400)
+    ]
     full = write_pcap(tmp_path / "a.pcap", frames).read_bytes()
     path = tmp_path / "cut.pcap.gz"
     path.write_bytes(gzip.compress(full, mtime=0)[:-4000])
@@ -261,11 +290,20 @@ def test_gzip_cut_mid_stream_keeps_what_was_read(tmp_path):
 
 
 def test_global_sample_budget_is_counted(tmp_path, monkeypatch):
-    frames = [bytes(Ether() / IP(src="10.0.0.1", dst=f"8.8.{i // 250}.{i % 250}") /
-                    UDP(sport=40000, dport=3478) / (b"s" * 1000)) for i in range(300)]
+    frames = [
+        bytes(
+            Ether()
+            / IP(src="10.0.0.1", dst=f"8.8.{i // 250}.{i % 250}")
+            / UDP(sport=40000, dport=3478)
+            / (b"s" * 1000)
+        )
+        for i in range(300)
+    ]
     path = write_pcap(tmp_path / "many.pcap", frames)
     monkeypatch.setattr(flows, "SAMPLE_BYTES_TOTAL", 100_000)
-    monkeypatch.setattr(fastpath, "SAMPLE_BYTES_TOTAL", 100_000)  # the vectorised reader keeps the same budget
+    monkeypatch.setattr(
+        fastpath, "SAMPLE_BYTES_TOTAL", 100_000
+    )  # the vectorised reader keeps the same budget
     stats, rows = analyze_capture(path)
     assert len(rows) == 300 and stats.decoded == 300
     assert any("sample budget" in w and "200 payload packets" in w for w in stats.warnings), stats.warnings
@@ -277,6 +315,7 @@ def test_sample_memory_is_bounded_per_capture():
 
 
 # ---- absurd lengths inside captures and protocols --------------------------------------------------------
+
 
 def _blocks(*blocks: bytes) -> bytes:
     shb = struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)
@@ -344,8 +383,11 @@ LOOPS = {
     "self": _dns_response(b"\xc0\x16"),  # a pointer to itself
     "label-then-self": _dns_response(b"\x01a\xc0\x16"),  # a label, then a pointer back to its own start
     "long-chain": _dns_response(b"\x01a" * 60 + b"\xc0\x16"),
-    "two-names": struct.pack("!HHHHHH", 1, 0x8180, 1, 1, 0, 0) + b"\xc0\x12\x00\x01\x00\x01" +  # question -> answer
-    b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + bytes([1, 2, 3, 4]),  # answer -> question
+    "two-names": struct.pack("!HHHHHH", 1, 0x8180, 1, 1, 0, 0)
+    + b"\xc0\x12\x00\x01\x00\x01"  # question -> answer
+    + b"\xc0\x0c"
+    + struct.pack("!HHIH", 1, 1, 60, 4)
+    + bytes([1, 2, 3, 4]),  # answer -> question
 }
 
 
@@ -369,9 +411,15 @@ def test_dns_compression_loop_ends(name):
 def test_dns_compression_loop_through_cli_is_quiet(tmp_path):
     """scapy logs 'DNS decompression loop detected': the report must not gain stray stderr lines."""
     msg = LOOPS["two-names"]  # scapy logs "DNS decompression loop detected" for this one
-    frames = [bytes(Ether() / IP(src="10.0.0.1", dst="9.9.9.9") / UDP(sport=40000, dport=53) /
-                    DNS(rd=1, qd=DNSQR(qname="loop"))),
-              bytes(Ether() / IP(src="9.9.9.9", dst="10.0.0.1") / UDP(sport=53, dport=40000) / msg)]
+    frames = [
+        bytes(
+            Ether()
+            / IP(src="10.0.0.1", dst="9.9.9.9")
+            / UDP(sport=40000, dport=53)
+            / DNS(rd=1, qd=DNSQR(qname="loop"))
+        ),
+        bytes(Ether() / IP(src="9.9.9.9", dst="10.0.0.1") / UDP(sport=53, dport=40000) / msg),
+    ]
     path = write_pcap(tmp_path / "loop.pcap", frames)
     r = cli("audit", path, "--format", "json")
     assert r.returncode == 0 and r.stderr == "", r.stderr
@@ -415,11 +463,15 @@ def test_quic_length_past_the_datagram():
     quic = pytest.importorskip("analyzer.protocols.quic")
     dcid = bytes(range(8))
     # Initial, v1, DCID 8 bytes, SCID 0, token length 0, Length 16383 (2-byte varint) but 40 bytes follow.
-    datagram = b"\xc3" + struct.pack("!I", 1) + b"\x08" + dcid + b"\x00" + b"\x00" + b"\x7f\xff" + b"\xaa" * 40
+    datagram = (
+        b"\xc3" + struct.pack("!I", 1) + b"\x08" + dcid + b"\x00" + b"\x00" + b"\x7f\xff" + b"\xaa" * 40
+    )
     with pytest.raises(quic.Malformed):
         quic.long_header(datagram, 0)
     facts = Facts()
-    view = FlowView("udp", 50000, 443, [Sample(1, 0.0, True, 0, datagram), Sample(2, 0.1, False, 0, datagram)])
+    view = FlowView(
+        "udp", 50000, 443, [Sample(1, 0.0, True, 0, datagram), Sample(2, 0.1, False, 0, datagram)]
+    )
     quic.inspect(view, facts)
     assert quic.client_hint(datagram, 50000, 443) in (None, True, False)
     for cut in range(7, len(datagram), 3):
@@ -443,8 +495,12 @@ def test_file_names_with_odd_bytes_in_every_format(tmp_path):
     name = os.fsdecode(b"cap\xff\x1b[31m\xe2\x80\xae=cmd.pcap")
     (folder / name).write_bytes((CAPTURES / "zeek_tls_hrr.pcap").read_bytes())
     for fmt in ("json", "csv", "terminal"):
-        r = subprocess.run([sys.executable, "-m", "analyzer", "audit", str(folder), "--format", fmt],
-                           capture_output=True, timeout=120, check=False)
+        r = subprocess.run(
+            [sys.executable, "-m", "analyzer", "audit", str(folder), "--format", fmt],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
         assert r.returncode == 0, r.stderr
         out = r.stdout.decode("utf-8")  # valid UTF-8, nothing dropped
         assert "\x1b" not in out, fmt
@@ -454,8 +510,12 @@ def test_file_names_with_odd_bytes_in_every_format(tmp_path):
             assert doc["flows"][0]["capture"] == doc["captures"][0]["path"]
         else:  # terminal and CSV show reordering and control characters as visible escapes
             assert "\u202e" not in out and "cap\\xff\\x1b[31m\\u202e=cmd.pcap" in out, fmt
-    r = subprocess.run([sys.executable, "-m", "analyzer", "audit", str(folder / (name + ".missing"))],
-                       capture_output=True, timeout=120, check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "analyzer", "audit", str(folder / (name + ".missing"))],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert r.returncode == 2 and b"\x1b" not in r.stderr and len(r.stderr.splitlines()) == 1
 
 
@@ -483,9 +543,24 @@ def test_policy_and_geoip_file_names_with_odd_bytes(tmp_path):
     policy.write_text('expected = ["US"]\n')
     mmdb = tmp_path / os.fsdecode(b"geo\xff.mmdb")
     mmdb.write_bytes((Path(capture.__file__).parent / "data" / "geoip" / "dbip-country.mmdb").read_bytes())
-    r = subprocess.run([sys.executable, "-m", "analyzer", "audit", str(CAPTURES / "zeek_tls_hrr.pcap"),
-                        "--policy", str(policy), "--geoip", str(mmdb), "--format", "json"],
-                       capture_output=True, timeout=120, check=False)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analyzer",
+            "audit",
+            str(CAPTURES / "zeek_tls_hrr.pcap"),
+            "--policy",
+            str(policy),
+            "--geoip",
+            str(mmdb),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert r.returncode in (0, 1), r.stderr
     doc = json.loads(r.stdout.decode("utf-8"))
     assert doc["policy"]["source"].endswith("pol\\xff\x1b.toml")

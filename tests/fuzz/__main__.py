@@ -49,12 +49,23 @@ def run_atheris(target: str, seconds: int, base: Path) -> dict:
     artifacts = base / f"artifacts-{target}"
     artifacts.mkdir(parents=True, exist_ok=True)
     before = set(artifacts.iterdir())
-    cmd = [sys.executable, "-m", f"tests.fuzz.fuzz_{target}", f"-max_total_time={seconds}",
-           f"-timeout={int(HANG_SECONDS)}", "-rss_limit_mb=4096", f"-max_len={MAX_LEN}",
-           f"-artifact_prefix={artifacts}/", "-print_final_stats=1", str(work), str(seeds)]
+    cmd = [
+        sys.executable,
+        "-m",
+        f"tests.fuzz.fuzz_{target}",
+        f"-max_total_time={seconds}",
+        f"-timeout={int(HANG_SECONDS)}",
+        "-rss_limit_mb=4096",
+        f"-max_len={MAX_LEN}",
+        f"-artifact_prefix={artifacts}/",
+        "-print_final_stats=1",
+        str(work),
+        str(seeds),
+    ]
     start = time.monotonic()
-    proc = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, errors="replace",
-                          timeout=seconds + 600)
+    proc = subprocess.run(
+        cmd, check=False, cwd=ROOT, capture_output=True, text=True, errors="replace", timeout=seconds + 600
+    )
     took = time.monotonic() - start
     runs = re.findall(r"stat::number_of_executed_units:\s*(\d+)", proc.stderr)
     done = re.findall(r"Done (\d+) runs", proc.stderr)
@@ -69,8 +80,14 @@ def run_atheris(target: str, seconds: int, base: Path) -> dict:
         crashes.append(f"libFuzzer exit {proc.returncode}")
     if crashes:
         sys.stderr.write(proc.stderr[-8000:])
-    return {"target": target, "engine": "atheris", "seconds": round(took, 1), "inputs": inputs,
-            "corpus": sum(1 for _ in work.iterdir()), "crashes": crashes}
+    return {
+        "target": target,
+        "engine": "atheris",
+        "seconds": round(took, 1),
+        "inputs": inputs,
+        "corpus": sum(1 for _ in work.iterdir()),
+        "crashes": crashes,
+    }
 
 
 def run_random(target: str, seconds: int, seed: int) -> dict:
@@ -85,8 +102,13 @@ def run_random(target: str, seconds: int, seed: int) -> dict:
         inputs = [d for _, d in [*seeds.protocol_seeds(), *seeds.crafted_protocol_seeds()]]
         fn = targets.protocols_target
     res = engine.run(target, fn, inputs, seconds, seed=seed)
-    return {"target": target, "engine": "random", "seconds": round(res.seconds, 1), "inputs": res.inputs,
-            "crashes": [str(p) for p in res.crashes]}
+    return {
+        "target": target,
+        "engine": "random",
+        "seconds": round(res.seconds, 1),
+        "inputs": res.inputs,
+        "crashes": [str(p) for p in res.crashes],
+    }
 
 
 def summary(log: Path) -> str:
@@ -98,8 +120,10 @@ def summary(log: Path) -> str:
         t[1] += rec["inputs"]
         t[2] += len(rec["crashes"])
         t[3] += 1
-    lines = [f"{k}: {v[0] / 60:.1f} min, {int(v[1])} inputs, {int(v[2])} crash runs, {int(v[3])} runs"
-             for k, v in sorted(totals.items())]
+    lines = [
+        f"{k}: {v[0] / 60:.1f} min, {int(v[1])} inputs, {int(v[2])} crash runs, {int(v[3])} runs"
+        for k, v in sorted(totals.items())
+    ]
     all_s = sum(v[0] for v in totals.values())
     all_n = sum(v[1] for v in totals.values())
     return "\n".join(lines + [f"total: {all_s / 60:.1f} min, {int(all_n)} inputs"])
@@ -110,8 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=int, default=120, help="total time, split between the targets")
     ap.add_argument("--target", choices=(*TARGETS, "all"), default="all")
     ap.add_argument("--engine", choices=("auto", "atheris", "random"), default="auto")
-    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "callaudit-fuzz",
-                    help="seeds, growing corpus and libFuzzer artifacts (kept between runs)")
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "callaudit-fuzz",
+        help="seeds, growing corpus and libFuzzer artifacts (kept between runs)",
+    )
     ap.add_argument("--log", type=Path, help="append one JSON line per target run here")
     ap.add_argument("--seed", type=int, default=int(time.time()), help="random engine seed")
     ap.add_argument("--summary", action="store_true", help="print the totals of --log and exit")

@@ -1,4 +1,4 @@
-"""The `fuzz` marker: opt-in time-bounded fuzz runs (`CALLAUDIT_FUZZ_SECONDS=60 pytest -m fuzz tests/fuzz`)."""
+"""The `fuzz` marker: opt-in timed fuzz runs (`CALLAUDIT_FUZZ_SECONDS=60 pytest -m fuzz tests/fuzz`)."""
 
 
 def pytest_configure(config) -> None:

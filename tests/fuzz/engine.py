@@ -22,12 +22,35 @@ from pathlib import Path
 CORPUS = Path(__file__).resolve().parent / "corpus"
 HANG_SECONDS = 20.0
 MAX_LEN = 1 << 17
-_INTERESTING = (0, 1, 2, 3, 4, 7, 8, 11, 12, 13, 0x7F, 0x80, 0xFF, 0x100, 0x3FFF, 0x7FFF, 0x8000, 0xFFFF,
-                0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFE, 0xFFFFFFFF)
+_INTERESTING = (
+    0,
+    1,
+    2,
+    3,
+    4,
+    7,
+    8,
+    11,
+    12,
+    13,
+    0x7F,
+    0x80,
+    0xFF,
+    0x100,
+    0x3FFF,
+    0x7FFF,
+    0x8000,
+    0xFFFF,
+    0x10000,
+    0x7FFFFFFF,
+    0x80000000,
+    0xFFFFFFFE,
+    0xFFFFFFFF,
+)
 
 
 class Hang(BaseException):
-    """Raised by the timer inside a slow input; a BaseException so `except Exception` in code cannot eat it."""
+    """Raised by the timer in a slow input; a BaseException so `except Exception` in code cannot eat it."""
 
 
 def _alarm(_signum, _frame) -> None:
@@ -51,21 +74,21 @@ def mutate(data: bytes, rng: random.Random, seeds: list[bytes]) -> bytes:
             struct.pack_into(rng.choice("<>") + ("H" if size == 2 else "I"), buf, i, v)
         elif op == 3 and n:  # delete a chunk
             i = rng.randrange(n)
-            del buf[i:i + rng.randrange(1, 64)]
+            del buf[i : i + rng.randrange(1, 64)]
         elif op == 4:  # insert random bytes
             i = rng.randrange(n + 1)
             buf[i:i] = rng.randbytes(rng.randrange(1, 32))
         elif op == 5 and n:  # duplicate a chunk elsewhere
             i = rng.randrange(n)
-            chunk = buf[i:i + rng.randrange(1, 256)]
+            chunk = buf[i : i + rng.randrange(1, 256)]
             j = rng.randrange(n + 1)
             buf[j:j] = chunk
         elif op == 6 and n:  # truncate
-            del buf[rng.randrange(n):]
+            del buf[rng.randrange(n) :]
         elif op == 7 and seeds:  # splice with another seed
             other = rng.choice(seeds)
             i, j = rng.randrange(n + 1), rng.randrange(len(other) + 1)
-            buf = buf[:i] + other[j:j + rng.randrange(1, 4096)]
+            buf = buf[:i] + other[j : j + rng.randrange(1, 4096)]
         elif op == 8 and n:  # small arithmetic on one byte (off-by-one lengths)
             i = rng.randrange(n)
             buf[i] = (buf[i] + rng.choice((-1, 1, -4, 4))) & 0xFF
@@ -88,8 +111,15 @@ def save_crash(target: str, data: bytes) -> Path:
     return path
 
 
-def run(target: str, fn: Callable[[bytes], None], seeds: list[bytes], seconds: float, seed: int = 0,
-        max_inputs: int | None = None, save: bool = True) -> Result:
+def run(
+    target: str,
+    fn: Callable[[bytes], None],
+    seeds: list[bytes],
+    seconds: float,
+    seed: int = 0,
+    max_inputs: int | None = None,
+    save: bool = True,
+) -> Result:
     """Mutate seeds for `seconds` (or `max_inputs`); every distinct crash site is saved once."""
     rng = random.Random(seed)
     result = Result(target)

@@ -27,8 +27,12 @@ def main() -> None:
     with atheris.instrument_imports(include=INSTRUMENT):
         from tests.fuzz import targets
 
-        for name in ["analyzer.pipeline", "analyzer.report.tabular", "analyzer.report.terminal",
-                     *(f"analyzer.protocols.{m}" for m in targets.module_names())]:
+        for name in [
+            "analyzer.pipeline",
+            "analyzer.report.tabular",
+            "analyzer.report.terminal",
+            *(f"analyzer.protocols.{m}" for m in targets.module_names()),
+        ]:
             importlib.import_module(name)
         if importlib.util.find_spec("analyzer.fastpath"):
             importlib.import_module("analyzer.fastpath")

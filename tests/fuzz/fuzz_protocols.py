@@ -24,8 +24,11 @@ def main() -> None:
     with atheris.instrument_imports(include=INSTRUMENT):
         from tests.fuzz import targets
 
-        for name in ["scapy.layers.dns", "scapy.layers.tls.all",
-                     *(f"analyzer.protocols.{m}" for m in targets.module_names())]:
+        for name in [
+            "scapy.layers.dns",
+            "scapy.layers.tls.all",
+            *(f"analyzer.protocols.{m}" for m in targets.module_names()),
+        ]:
             importlib.import_module(name)
     atheris.Setup(sys.argv, one_input)
     atheris.Fuzz()

@@ -27,7 +27,7 @@ def _pcap_records(data: bytes) -> tuple[bytes, list[bytes]]:
     off, recs = 24, []
     while off + 16 <= len(data):
         caplen = struct.unpack_from(e + "I", data, off + 8)[0]
-        recs.append(data[off:off + 16 + caplen])
+        recs.append(data[off : off + 16 + caplen])
         off += 16 + caplen
     return data[:24], recs
 
@@ -36,12 +36,12 @@ def _pcapng_blocks(data: bytes) -> list[tuple[bool, bytes]]:
     """(is packet block, block bytes); little- and big-endian sections alike."""
     off, out, e = 0, [], "<"
     while off + 12 <= len(data):
-        if data[off:off + 4] == b"\x0a\x0d\x0d\x0a":
-            e = "<" if data[off + 8:off + 12] == b"\x4d\x3c\x2b\x1a" else ">"
+        if data[off : off + 4] == b"\x0a\x0d\x0d\x0a":
+            e = "<" if data[off + 8 : off + 12] == b"\x4d\x3c\x2b\x1a" else ">"
         btype, blen = struct.unpack_from(e + "II", data, off)
         if blen < 12:
             break
-        out.append((btype in (2, 3, 6), data[off:off + blen]))
+        out.append((btype in (2, 3, 6), data[off : off + blen]))
         off += blen
     return out
 
@@ -56,14 +56,14 @@ def capture_seeds(rng: random.Random | None = None) -> Iterator[tuple[str, bytes
             packets = [i for i, (is_pkt, _) in enumerate(blocks) if is_pkt]
             starts = [0] + [rng.randrange(len(packets)) for _ in range(WINDOWS - 1)] if packets else [0]
             for n, start in enumerate(starts):
-                keep = set(packets[start:start + WINDOW])
+                keep = set(packets[start : start + WINDOW])
                 body = b"".join(b for i, (is_pkt, b) in enumerate(blocks) if not is_pkt or i in keep)
                 yield f"{path.stem}-{n}", body
         else:
             header, recs = _pcap_records(data)
             starts = [0] + [rng.randrange(len(recs)) for _ in range(WINDOWS - 1)] if recs else [0]
             for n, start in enumerate(starts):
-                yield f"{path.stem}-{n}", header + b"".join(recs[start:start + WINDOW])
+                yield f"{path.stem}-{n}", header + b"".join(recs[start : start + WINDOW])
 
 
 def protocol_seeds(per_capture: int = 40) -> Iterator[tuple[str, bytes]]:
@@ -84,8 +84,10 @@ def protocol_seeds(per_capture: int = 40) -> Iterator[tuple[str, bytes]]:
                 continue
             seen.add(key)
             samples = [(s.from_orig, s.payload[:4096]) for s in rec.samples[:12]]
-            yield f"{path.stem}-{rec.proto}{rec.resp_p}-{kept}", encode_flow(rec.proto, rec.orig_p, rec.resp_p,
-                                                                              samples)
+            yield (
+                f"{path.stem}-{rec.proto}{rec.resp_p}-{kept}",
+                encode_flow(rec.proto, rec.orig_p, rec.resp_p, samples),
+            )
             kept += 1
             if kept >= per_capture:
                 break
@@ -93,17 +95,29 @@ def protocol_seeds(per_capture: int = 40) -> Iterator[tuple[str, bytes]]:
 
 def crafted_protocol_seeds() -> Iterator[tuple[str, bytes]]:
     """Hand-made edge cases no real capture holds: loops and lengths that point past their container."""
-    dns_loop = struct.pack("!HHHHHH", 1, 0x8180, 1, 1, 0, 0) + b"\x04loop\x00\x00\x01\x00\x01" + \
-        b"\xc0\x1d" + struct.pack("!HHIH", 1, 1, 60, 4) + bytes(4)
+    dns_loop = (
+        struct.pack("!HHHHHH", 1, 0x8180, 1, 1, 0, 0)
+        + b"\x04loop\x00\x00\x01\x00\x01"
+        + b"\xc0\x1d"
+        + struct.pack("!HHIH", 1, 1, 60, 4)
+        + bytes(4)
+    )
     yield "crafted-dns-loop", encode_flow("udp", 40000, 53, [(True, dns_loop[:12]), (False, dns_loop)])
     ext = struct.pack("!HHHBH", 0, 16, 14, 0, 11) + b"example.org"
     body = b"\x03\x03" + bytes(32) + b"\x00\x00\x02\x13\x01\x01\x00" + struct.pack("!H", len(ext) + 300) + ext
     hs = b"\x01" + len(body).to_bytes(3, "big") + body
-    yield "crafted-tls-ext-past-record", encode_flow(
-        "tcp", 50000, 443, [(True, b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs)])
+    yield (
+        "crafted-tls-ext-past-record",
+        encode_flow("tcp", 50000, 443, [(True, b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs)]),
+    )
     initial = b"\xc3\x00\x00\x00\x01\x08" + bytes(range(8)) + b"\x00\x00\x7f\xff" + bytes(40)
     yield "crafted-quic-length-past-datagram", encode_flow("udp", 50000, 443, [(True, initial)])
-    stun = struct.pack("!HHI", 0x0101, 0xFFFC, 0x2112A442) + bytes(12) + struct.pack("!HH", 0x8022, 0xFFFF) + b"x"
+    stun = (
+        struct.pack("!HHI", 0x0101, 0xFFFC, 0x2112A442)
+        + bytes(12)
+        + struct.pack("!HH", 0x8022, 0xFFFF)
+        + b"x"
+    )
     yield "crafted-stun-lengths", encode_flow("udp", 50000, 3478, [(True, stun[:20]), (False, stun)])
     sip = b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 9999999\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n"
     yield "crafted-sip-content-length", encode_flow("udp", 5060, 5060, [(True, sip)])

@@ -121,6 +121,7 @@ def _render_all(path: Path) -> None:
 
 # ---- protocols -------------------------------------------------------------------------------------------
 
+
 def module_names() -> list[str]:
     """Every protocol module the pipeline runs: new modules are fuzzed as soon as they are registered."""
     return list(protocols.MODULES)
@@ -182,7 +183,7 @@ def decode_flow(data: bytes) -> FlowView:
         else:
             flags, n = _REC.unpack_from(data, off)
             off += _REC.size
-        payload = data[off:off + n]
+        payload = data[off : off + n]
         off += n
         from_orig = bool(flags & 1)
         s = seq[from_orig]
@@ -190,8 +191,11 @@ def decode_flow(data: bytes) -> FlowView:
             s -= min(len(payload), 7)
         if flags & 4:
             s += 3
-        samples.append(Sample(len(samples) + 1, 1_700_000_000.0 + len(samples) * 0.01, from_orig,
-                              s & 0xFFFFFFFF, payload))
+        samples.append(
+            Sample(
+                len(samples) + 1, 1_700_000_000.0 + len(samples) * 0.01, from_orig, s & 0xFFFFFFFF, payload
+            )
+        )
         seq[from_orig] = (s + len(payload)) & 0xFFFFFFFF
     return FlowView(proto, p1, p2, samples)
 
@@ -224,8 +228,11 @@ def _check_facts(facts: Facts, name: str) -> None:
 
 # ---- the numpy fast path (analyzer/fastpath.py) against the per-packet path --------------------------------
 
+
 def _table_summary(stats: CaptureStats, table) -> tuple:
-    flows = sorted((k, tuple(f.pkts), tuple(f.bytes), f.first_frame, len(f.samples)) for k, f in table.flows.items())
+    flows = sorted(
+        (k, tuple(f.pkts), tuple(f.bytes), f.first_frame, len(f.samples)) for k, f in table.flows.items()
+    )
     return stats.frames, stats.decoded, dict(stats.skipped), flows
 
 
@@ -258,4 +265,6 @@ def fastpath_target(data: bytes) -> None:
             continue
         check_stats(stats)
         results.append(_table_summary(stats, table))
-    assert results[0] == results[1], f"per-packet {str(results[0])[:400]} != fast path {str(results[1])[:400]}"
+    assert results[0] == results[1], (
+        f"per-packet {str(results[0])[:400]} != fast path {str(results[1])[:400]}"
+    )

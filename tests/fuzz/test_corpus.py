@@ -28,8 +28,11 @@ def test_reproducer_no_longer_crashes(target, path):
     REPLAY[target](path.read_bytes())
 
 
-@pytest.mark.parametrize("target, path", [(t, p) for t, p in _corpus() if t == "capture"],
-                         ids=lambda v: v.name if isinstance(v, Path) else v)
+@pytest.mark.parametrize(
+    "target, path",
+    [(t, p) for t, p in _corpus() if t == "capture"],
+    ids=lambda v: v.name if isinstance(v, Path) else v,
+)
 def test_capture_reproducer_through_every_report(target, path):
     targets.capture_target(path.read_bytes(), render=True)
 
@@ -49,7 +52,10 @@ def test_flow_encoding_round_trips():
     data = targets.encode_flow("tcp", 50000, 443, [(True, b"\x16\x03\x01"), (False, b"\x16\x03\x03x")])
     view = targets.decode_flow(data)
     assert (view.proto, view.orig_p, view.resp_p) == ("tcp", 50000, 443)
-    assert [(s.from_orig, s.payload) for s in view.samples] == [(True, b"\x16\x03\x01"), (False, b"\x16\x03\x03x")]
+    assert [(s.from_orig, s.payload) for s in view.samples] == [
+        (True, b"\x16\x03\x01"),
+        (False, b"\x16\x03\x03x"),
+    ]
     assert view.stream(True)[0] == b"\x16\x03\x01"  # sequence numbers wrap around 2**32 and still join
     assert targets.decode_flow(b"").samples == []
 

@@ -60,6 +60,6 @@ def test_json_is_valid_utf8_with_bytes_escaped(audit):
 @pytest.mark.parametrize("cell", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"])
 def test_csv_cell_rule(cell):
     out = escape.csv_cell(cell)
-    assert out.startswith("'") or out.startswith("\\x0"), out  # tab/CR become visible escapes
+    assert out.startswith(("'", "\\x0")), out  # tab/CR become visible escapes
     assert not out.startswith(("=", "+", "-", "@", "\t", "\r"))
     assert escape.csv_cell("zoom.us") == "zoom.us" and escape.csv_cell(5) == 5

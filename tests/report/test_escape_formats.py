@@ -32,18 +32,29 @@ CORE = b"=1+2[bold red]pwn[/]\x1b[2J\x07\xe2\x80\xae<script>\xff"
 RAW_CONTROLS = ("\x1b", "\x07", "\u202e")
 KINDS = ("sni", "dns", "cert", "sip", "stun")
 CLIENT = "10.0.0.5"
-SERVER = {"sni": "52.81.100.10", "dns": "52.81.100.20", "cert": "52.81.100.30", "sip": "52.81.100.40",
-          "stun": "52.81.100.50", "resolver": "52.81.100.53"}
+SERVER = {
+    "sni": "52.81.100.10",
+    "dns": "52.81.100.20",
+    "cert": "52.81.100.30",
+    "sip": "52.81.100.40",
+    "stun": "52.81.100.50",
+    "resolver": "52.81.100.53",
+}
 
 
 def hostile(kind: str) -> bytes:
     return CORE + b"-" + kind.encode()
 
 
-def _tcp(dst: str, sport: int, payload: bytes = b"", flags: str = "PA", seq: int = 1, reply: bool = False) -> bytes:
+def _tcp(
+    dst: str, sport: int, payload: bytes = b"", flags: str = "PA", seq: int = 1, reply: bool = False
+) -> bytes:
     ip = IP(src=dst, dst=CLIENT) if reply else IP(src=CLIENT, dst=dst)
-    tcp = TCP(sport=443, dport=sport, flags=flags, seq=seq) if reply else TCP(sport=sport, dport=443, flags=flags,
-                                                                               seq=seq)
+    tcp = (
+        TCP(sport=443, dport=sport, flags=flags, seq=seq)
+        if reply
+        else TCP(sport=sport, dport=443, flags=flags, seq=seq)
+    )
     return bytes(Ether() / ip / tcp / payload)
 
 
@@ -66,7 +77,15 @@ def _client_hello(sni: bytes | None) -> bytes:
     ext = b""
     if sni is not None:
         ext = struct.pack("!HHHBH", 0, len(sni) + 5, len(sni) + 3, 0, len(sni)) + sni
-    body = b"\x03\x03" + b"\x11" * 32 + b"\x00" + b"\x00\x02\xc0\x2f" + b"\x01\x00" + struct.pack("!H", len(ext)) + ext
+    body = (
+        b"\x03\x03"
+        + b"\x11" * 32
+        + b"\x00"
+        + b"\x00\x02\xc0\x2f"
+        + b"\x01\x00"
+        + struct.pack("!H", len(ext))
+        + ext
+    )
     return _record(_handshake(1, body))
 
 
@@ -80,9 +99,16 @@ def _certificate(cn: str) -> bytes:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn, _validate=False)])
     now = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(7).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=30))
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
     der = cert.public_bytes(Encoding.DER)
     certs = len(der).to_bytes(3, "big") + der
     hello = _handshake(2, b"\x03\x03" + b"\x22" * 32 + b"\x00" + b"\xc0\x2f\x00" + b"\x00\x00")
@@ -102,12 +128,14 @@ def _dns_query(name: bytes) -> bytes:
 
 
 def _sip_invite(value: bytes) -> bytes:
-    return (b"INVITE sip:bob@example.org SIP/2.0\r\n"
-            b"Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK776\r\n"
-            b"From: <sip:" + value + b"@example.org>;tag=1\r\n"
-            b"To: <sip:bob@example.org>\r\n"
-            b"Call-ID: 42@10.0.0.5\r\nCSeq: 1 INVITE\r\n"
-            b"User-Agent: " + value + b"\r\nContent-Length: 0\r\n\r\n")
+    return (
+        b"INVITE sip:bob@example.org SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK776\r\n"
+        b"From: <sip:" + value + b"@example.org>;tag=1\r\n"
+        b"To: <sip:bob@example.org>\r\n"
+        b"Call-ID: 42@10.0.0.5\r\nCSeq: 1 INVITE\r\n"
+        b"User-Agent: " + value + b"\r\nContent-Length: 0\r\n\r\n"
+    )
 
 
 def _stun(mtype: int, attrs: list[tuple[int, bytes]]) -> bytes:
@@ -121,16 +149,24 @@ def hostile_capture(path):
     cn = hostile("cert").decode("utf-8", errors="backslashreplace")  # a certificate holds Unicode text
     dns_name = hostile("dns") + b".example"
     frames = [
-        _tcp(SERVER["sni"], 50001, flags="S", seq=0), _tcp(SERVER["sni"], 50001, _client_hello(hostile("sni"))),
+        _tcp(SERVER["sni"], 50001, flags="S", seq=0),
+        _tcp(SERVER["sni"], 50001, _client_hello(hostile("sni"))),
         _udp(SERVER["resolver"], 40000, 53, _dns_query(dns_name)),
         _udp(SERVER["resolver"], 40000, 53, _dns_response(dns_name, SERVER["dns"]), reply=True),
-        _tcp(SERVER["dns"], 50002, flags="S", seq=0), _tcp(SERVER["dns"], 50002, b"GET / HTTP/1.1\r\n\r\n"),
-        _tcp(SERVER["cert"], 50003, flags="S", seq=0), _tcp(SERVER["cert"], 50003, _client_hello(None)),
+        _tcp(SERVER["dns"], 50002, flags="S", seq=0),
+        _tcp(SERVER["dns"], 50002, b"GET / HTTP/1.1\r\n\r\n"),
+        _tcp(SERVER["cert"], 50003, flags="S", seq=0),
+        _tcp(SERVER["cert"], 50003, _client_hello(None)),
         _tcp(SERVER["cert"], 50003, _certificate(cn), seq=1, reply=True),
         _udp(SERVER["sip"], 5060, 5060, _sip_invite(hostile("sip"))),
         _udp(SERVER["stun"], 50004, 3478, _stun(0x0001, [])),
-        _udp(SERVER["stun"], 50004, 3478, _stun(0x0101, [(0x8022, hostile("stun")), (0x0014, hostile("realm"))]),
-             reply=True),
+        _udp(
+            SERVER["stun"],
+            50004,
+            3478,
+            _stun(0x0101, [(0x8022, hostile("stun")), (0x0014, hostile("realm"))]),
+            reply=True,
+        ),
     ]
     return write_pcap(path, frames)
 
@@ -160,12 +196,14 @@ def test_every_hostile_string_reaches_the_audit(audit):
 
 # ---- JSON: valid UTF-8, undecodable bytes kept visibly --------------------------------------------------
 
+
 def test_json_is_valid_utf8_and_keeps_undecodable_bytes_escaped(audit):
     raw = tabular.to_json(audit).encode("utf-8")  # raises on a lone surrogate
     doc = json.loads(raw.decode("utf-8"))
     rows = {f["resp_h"]: f for f in doc["flows"]}
     strings = {
-        "sni": rows[SERVER["sni"]]["server_name"], "dns": rows[SERVER["dns"]]["server_name"],
+        "sni": rows[SERVER["sni"]]["server_name"],
+        "dns": rows[SERVER["dns"]]["server_name"],
         "cert": rows[SERVER["cert"]]["server_name"],
         "sip": " ".join(rows[SERVER["sip"]]["details"]["sip_user_agents"]),
         "sip-from": " ".join(rows[SERVER["sip"]]["details"]["sip_from"]),
@@ -180,6 +218,7 @@ def test_json_is_valid_utf8_and_keeps_undecodable_bytes_escaped(audit):
 
 
 # ---- terminal: controls escaped, markup never interpreted -------------------------------------------------
+
 
 def _terminal(audit) -> str:
     buf = io.StringIO()
@@ -204,6 +243,7 @@ def test_terminal_text_helper_escapes_every_kind():
 
 
 # ---- CSV: formulas neutralised, controls escaped ----------------------------------------------------------
+
 
 def _csv_rows(audit) -> list[dict]:
     text = tabular.to_csv(audit)
@@ -236,6 +276,7 @@ def test_csv_rule_for_each_formula_start(tmp_path, start):
 
 
 # ---- HTML: markup escaped ---------------------------------------------------------------------------------
+
 
 def test_html_escapes_every_kind(audit):
     html = pytest.importorskip("analyzer.report.html")
