@@ -209,12 +209,21 @@ def _emit(result, fmt: Format, out: Path | None) -> None:
             raise CallauditError("--format parquet writes a binary file: give --out FILE.parquet")
         write_parquet(result, out)
         return
+    if fmt in (Format.json, Format.csv):  # written as they are made: a 100k-flow report is ~150 MB of text
+        write = tabular.write_json if fmt is Format.json else tabular.write_csv
+        if out is None:
+            write(result, sys.stdout)
+            return
+        try:
+            with open(out, "w", encoding="utf-8") as fh:
+                write(result, fh)
+        except OSError as exc:
+            raise CallauditError(f"cannot write {out}: {exc.strerror or exc}") from None
+        return
     if fmt is Format.html:
         from analyzer.report.html import render as text_of
-    elif fmt is Format.jsonl:
-        from analyzer.report.columnar import to_jsonl as text_of
     else:
-        text_of = tabular.to_json if fmt is Format.json else tabular.to_csv
+        from analyzer.report.columnar import to_jsonl as text_of
     text = text_of(result)
     if out:
         try:
