@@ -13,9 +13,12 @@ per-frame `Decoder`, so results and skip accounting are identical. The file is p
 from __future__ import annotations
 
 import mmap
+import os
 import struct
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import ClassVar
 
@@ -49,6 +52,10 @@ MIN_SEGMENT = 65536  # a chain walks at least this many bytes (> SYNC_WINDOW)
 SEGMENTS = 1024  # record chains walked in lockstep per region
 FRAME_WINDOW = 80  # bytes of each frame read for headers: Ethernet + 2 VLAN tags + IPv6 + TCP up to its flags
 SYNC_WINDOW = 2048  # bytes searched for a plausible record header at each chain's guessed start
+READ_GAP = 64 << 10  # sample payloads closer than this are read with one pread
+READ_RUN = 8 << 20  # ... of at most about this many bytes
+BATCH_FLOWS = 4096  # flows handed on at a time by `flow_batches`
+BATCH_SAMPLE_BYTES = 32 << 20  # ... with about this much sampled payload at most (one flow may exceed it)
 PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
 VLAN_TYPES = (0x8100, 0x88A8, 0x9100)
 _M1, _M2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9)
@@ -490,7 +497,6 @@ class FastTable:
         self.known_gid = np.zeros(0, np.int64)
         self.samples: list[tuple[np.ndarray, ...]] = []
         self.payload_list: list[bytes] = []
-        self.buf = b""
         self.sampled_total = 0
         self.unsampled = 0
         self.tick: Callable[[int], None] = lambda _offset: None
@@ -600,55 +606,123 @@ class FastTable:
             lg = g2[late]
             self.unsampled += int(np.count_nonzero((sampled[lg] < cols["cap"][lg >> 1])
                                                    & (sbytes[lg] < cols["bytecap"][lg >> 1])))
-        # payloads are sliced now, while their pages are mapped (slicing them at the end would fault
-        # pages all over the file back in)
-        base = len(self.payload_list)
-        buf, slow = self.buf, c.payloads
-        self.payload_list += [buf[o:o + n] if o >= 0 else slow[fr] for o, n, fr in
-                              zip(c.poff[kept].tolist(), c.plen[kept].tolist(), c.frame[kept].tolist())]
-        self.samples.append((gid[kept], c.frame[kept], c.ts[kept], side[kept], c.seq[kept],
-                             base + np.arange(len(kept))))
+        # payloads are kept as file offsets and read a batch of flows at a time (`flow_batches`): holding
+        # them all took ~400 MB on a 100k-flow capture. Those decoded the slow way are kept as bytes
+        # (their offset is -1 - index into `payload_list`).
+        src = c.poff[kept].copy()
+        slow = np.flatnonzero(src < 0)
+        if len(slow):
+            src[slow] = -1 - (len(self.payload_list) + np.arange(len(slow)))
+            self.payload_list += [c.payloads[fr] for fr in c.frame[kept[slow]].tolist()]
+        self.samples.append((gid[kept], c.frame[kept], c.ts[kept], side[kept], c.seq[kept], src, klen))
 
-    def table(self) -> FlowTable:
-        """The equivalent `FlowTable`: Flow objects with their samples."""
+    def host(self) -> bytes | None:
+        """`FlowTable.local_host` of the whole capture (the address in the most flows), from the columns."""
+        ends = self._ends(np.arange(self.g.n))
+        seen = Counter(addr for pair in ends for addr in (pair[0][0], pair[1][0]))
+        return seen.most_common(1)[0][0] if seen else None
+
+    def _ends(self, ids: np.ndarray) -> list[tuple[tuple[bytes, int], tuple[bytes, int]]]:
+        cols = self.g.cols
+        out = []
+        for fam, ahi, alo, ap, bhi, blo, bp in zip(*(cols[k][ids].tolist() for k in (
+                "fam", "ahi", "alo", "ap", "bhi", "blo", "bp")), strict=True):
+            if fam == 4:
+                a, b = alo.to_bytes(4, "big"), blo.to_bytes(4, "big")
+            else:
+                a, b = ahi.to_bytes(8, "big") + alo.to_bytes(8, "big"), bhi.to_bytes(8, "big") + blo.to_bytes(8, "big")
+            out.append(((a, ap), (b, bp)))
+        return out
+
+    def _sorted_samples(self) -> list[np.ndarray]:
+        """All kept samples as columns (gid, frame, ts, side, seq, src, length), by flow then frame."""
+        if not self.samples:
+            return [np.zeros(0, np.int64)] * 7
+        parts = [np.concatenate(p) for p in zip(*self.samples, strict=True)]
+        self.samples = []
+        order = np.lexsort((parts[1], parts[0]))
+        for k in range(len(parts)):
+            parts[k] = parts[k][order]
+        return parts
+
+    def _build(self, ids: np.ndarray, sampled: list[np.ndarray], bounds: np.ndarray, fd: int) -> FlowTable:
+        """A FlowTable of the flows `ids` (in that order) with their samples' payloads read from `fd`."""
         table = FlowTable(self.capture)
         table.sampled_total, table.unsampled = self.sampled_total, self.unsampled
         g = self.g
-        n = g.n
-        if n == 0:
-            return table
-        cols = {k: v[:n] for k, v in g.cols.items() if k not in g.PAIRS}
-        pairs = {k: g.cols[k][:2 * n].reshape(n, 2).tolist() for k in g.PAIRS}
-        per_flow: list[list] = [[] for _ in range(n)]
-        if self.samples:
-            parts = [np.concatenate(p) for p in zip(*self.samples)]
-            order = np.lexsort((parts[1], parts[0]))
-            sgid, sframe, sts, sside, sseq, spay = (p[order].tolist() for p in parts)
-            payloads = self.payload_list
-            for gi, fr, t, sd, sq, pi in zip(sgid, sframe, sts, sside, sseq, spay):
-                per_flow[gi].append((fr, t, sd, sq, payloads[pi]))
-            self.payload_list = []
-        fam, proto = cols["fam"].tolist(), cols["proto"].tolist()
-        ahi, alo, ap = cols["ahi"].tolist(), cols["alo"].tolist(), cols["ap"].tolist()
-        bhi, blo, bp = cols["bhi"].tolist(), cols["blo"].tolist(), cols["bp"].tolist()
-        ff, fts, lts = cols["first_frame"].tolist(), cols["first_ts"].tolist(), cols["last_ts"].tolist()
-        synf, syts = cols["syn_from"].tolist(), cols["syn_ts"].tolist()
-        sakf, sakts = cols["synack_from"].tolist(), cols["synack_ts"].tolist()
-        caps, bcaps = cols["cap"].tolist(), cols["bytecap"].tolist()
+        cols = {k: v[ids].tolist() for k, v in g.cols.items() if k not in g.PAIRS}
+        pairs = {k: g.cols[k][:2 * g.n].reshape(g.n, 2)[ids].tolist() for k in g.PAIRS}
+        lo, counts = bounds[ids], bounds[ids + 1] - bounds[ids]
+        idx = np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
+        payloads = self._payloads(sampled[5][idx], sampled[6][idx], fd)
+        rows = zip(*(sampled[k][idx].tolist() for k in range(1, 5)), payloads, strict=True)
         flows = table.flows
-        for i in range(n):
-            if fam[i] == 4:
-                a, b = alo[i].to_bytes(4, "big"), blo[i].to_bytes(4, "big")
-            else:
-                a = ahi[i].to_bytes(8, "big") + alo[i].to_bytes(8, "big")
-                b = bhi[i].to_bytes(8, "big") + blo[i].to_bytes(8, "big")
-            ends = ((a, ap[i]), (b, bp[i]))
-            flows[(proto[i], ends[0], ends[1])] = Flow(
-                proto[i], ends, ff[i], fts[i], lts[i], pairs["pkts"][i], pairs["bytes"][i], pairs["ip_bytes"][i],
-                synf[i] if synf[i] >= 0 else None, sakf[i] if sakf[i] >= 0 else None,
-                syts[i] if synf[i] >= 0 else None, sakts[i] if sakf[i] >= 0 else None,
-                per_flow[i], pairs["sampled"][i], pairs["sampled_bytes"][i], caps[i], bcaps[i])
+        for i, (ends, count) in enumerate(zip(self._ends(ids), counts.tolist(), strict=True)):
+            proto, synf, sakf = cols["proto"][i], cols["syn_from"][i], cols["synack_from"][i]
+            flows[(proto, ends[0], ends[1])] = Flow(
+                proto, ends, cols["first_frame"][i], cols["first_ts"][i], cols["last_ts"][i], pairs["pkts"][i],
+                pairs["bytes"][i], pairs["ip_bytes"][i], synf if synf >= 0 else None, sakf if sakf >= 0 else None,
+                cols["syn_ts"][i] if synf >= 0 else None, cols["synack_ts"][i] if sakf >= 0 else None,
+                list(islice(rows, count)), pairs["sampled"][i], pairs["sampled_bytes"][i], cols["cap"][i],
+                cols["bytecap"][i])
         return table
+
+    def _payloads(self, src: np.ndarray, length: np.ndarray, fd: int) -> list[bytes]:
+        """Payload bytes of samples: file ranges read with pread, nearby ones in one read of at most about
+        READ_RUN bytes (never through the map, whose touched pages would count against this process);
+        slow-path ones from `payload_list`."""
+        out: list[bytes] = [b""] * len(src)
+        for i in np.flatnonzero(src < 0).tolist():
+            out[i] = self.payload_list[-1 - int(src[i])]
+        file = np.flatnonzero(src >= 0)
+        if not len(file):
+            return out
+        file = file[np.argsort(src[file], kind="stable")]
+        starts, ends = src[file], src[file] + length[file]
+        new = np.ones(len(file), bool)
+        new[1:] = starts[1:] - np.maximum.accumulate(ends)[:-1] > READ_GAP
+        first = np.flatnonzero(new)
+        piece = (starts - starts[first][np.cumsum(new) - 1]) // READ_RUN  # long runs are cut in pieces
+        new[1:] |= piece[1:] != piece[:-1]
+        first = np.flatnonzero(new)
+        last = np.append(first[1:], len(file))
+        run_end = np.maximum.reduceat(ends, first)
+        for a, z, stop in zip(first.tolist(), last.tolist(), run_end.tolist(), strict=True):
+            base = int(starts[a])
+            data = os.pread(fd, stop - base, base)
+            for i, o, n in zip(file[a:z].tolist(), starts[a:z].tolist(), length[file[a:z]].tolist(), strict=True):
+                out[i] = data[o - base:o - base + n]
+        return out
+
+    def flow_batches(self, fd: int) -> Iterator[FlowTable]:
+        """The flows in order of first frame, as FlowTables of at most BATCH_FLOWS flows and about
+        BATCH_SAMPLE_BYTES of sampled payload each: only one batch's payloads are in memory at a time."""
+        max_flows, max_bytes = BATCH_FLOWS, BATCH_SAMPLE_BYTES
+        n = self.g.n
+        if n == 0:
+            return
+        sampled = self._sorted_samples()
+        bounds = np.searchsorted(sampled[0], np.arange(n + 1))
+        order = np.argsort(self.g.cols["first_frame"][:n], kind="stable")
+        weight = self.g.cols["sampled_bytes"][:2 * n].reshape(n, 2).sum(1)[order]
+        start = 0
+        while start < n:
+            stop = min(n, start + max_flows)
+            over = np.flatnonzero(np.cumsum(weight[start:stop]) > max_bytes)
+            if len(over):
+                stop = start + max(1, int(over[0]))
+            yield self._build(order[start:stop], sampled, bounds, fd)
+            start = stop
+
+    def table(self, fd: int) -> FlowTable:
+        """The equivalent `FlowTable`: Flow objects with their samples (all payloads in memory)."""
+        if self.g.n == 0:
+            table = FlowTable(self.capture)
+            table.sampled_total, table.unsampled = self.sampled_total, self.unsampled
+            return table
+        sampled = self._sorted_samples()
+        bounds = np.searchsorted(sampled[0], np.arange(self.g.n + 1))
+        return self._build(np.arange(self.g.n), sampled, bounds, fd)
 
 
 # ---------------------------------------------------------------- driver
@@ -658,12 +732,36 @@ def read_table(path: str | Path, stats: CaptureStats | None = None, capture_id: 
                progress: Callable[[str, int, int, bool], None] | None = None) -> FlowTable:
     """Read one capture into a `FlowTable` (the same one `FlowTable.add` over `read_capture` builds).
     `progress(path, frames read, bytes read, False)` is called after every batch."""
+    batches = read_flows(path, stats, capture_id, progress, whole=True)
+    try:
+        return next(iter(batches))
+    finally:
+        batches.close()
+
+
+@dataclass
+class FlowBatches:
+    """A capture's flows, handed on as FlowTables of a bounded number of flows and sampled bytes in order of
+    first frame (so one batch's payloads are in memory at a time), with what concerns the whole capture."""
+
+    unsampled: int  # payload packets refused by the capture's sample budget
+    host: bytes | None  # `FlowTable.local_host` of the whole capture
+    tables: Iterator[FlowTable]
+    close: Callable[[], None] = lambda: None
+
+    def __iter__(self) -> Iterator[FlowTable]:
+        return self.tables
+
+
+def read_flows(path: str | Path, stats: CaptureStats | None = None, capture_id: str | None = None,
+               progress: Callable[[str, int, int, bool], None] | None = None, whole: bool = False) -> FlowBatches:
+    """Read one capture; its flows come in batches (`whole`: one FlowTable of every flow). Close it."""
     path = Path(path)
     stats = stats if stats is not None else CaptureStats(str(path))
     snapshot = (stats.format, list(stats.link_types), stats.frames, stats.decoded, stats.fragments,
                 stats.skipped.copy(), list(stats.warnings))
     try:
-        return _read(path, stats, capture_id or str(path), progress)
+        fast, handle = _read(path, stats, capture_id or str(path), progress)
     except _Collision:  # astronomically rare: redo it exactly, packet by packet
         from analyzer.capture import read_capture
 
@@ -672,7 +770,10 @@ def read_table(path: str | Path, stats: CaptureStats | None = None, capture_id: 
         table = FlowTable(capture_id or str(path))
         for pkt in read_capture(path, stats):
             table.add(pkt)
-        return table
+        return FlowBatches(table.unsampled, table.local_host(), iter([table]))
+    fd = handle.fileno()
+    tables = iter([fast.table(fd)]) if whole else fast.flow_batches(fd)
+    return FlowBatches(fast.unsampled, fast.host(), tables, handle.close)
 
 
 def _ticker(stats: CaptureStats, progress) -> Callable[[int], None]:
@@ -681,13 +782,13 @@ def _ticker(stats: CaptureStats, progress) -> Callable[[int], None]:
     return lambda offset: progress(stats.path, stats.frames, offset, False)
 
 
-def _read(path: Path, stats: CaptureStats, capture_id: str, progress) -> FlowTable:
+def _read(path: Path, stats: CaptureStats, capture_id: str, progress) -> tuple[FastTable, object]:
+    """The capture read into a FastTable, and the open file its sample payloads are read from later."""
     buf, handle = _open_bytes(path, stats)
     views = None
     try:
         magic = bytes(buf[:4])
         fast = FastTable(capture_id)
-        fast.buf = buf
         fast.tick = _ticker(stats, progress)
         decoder = Decoder(stats)
         if magic == b"\x0a\x0d\x0d\x0a":
@@ -701,13 +802,14 @@ def _read(path: Path, stats: CaptureStats, capture_id: str, progress) -> FlowTab
             _read_pcap(buf, views, stats, decoder, fast, endian, linktype, limit, div)
         else:
             raise CallauditError(f"{path}: not a pcap or pcapng file (magic {magic.hex() or 'none'})")
-        fast.buf = b""
-        return fast.table()
+    except BaseException:
+        handle.close()
+        raise
     finally:
         del views
         if isinstance(buf, mmap.mmap):
             buf.close()
-        handle.close()
+    return fast, handle
 
 
 def _release(buf, start: int, end: int) -> None:

@@ -174,11 +174,13 @@ def make_uid(capture: str, proto: str, orig: tuple[str, int], resp: tuple[str, i
     return "C" + "".join(out)
 
 
-def finish(table: FlowTable, capture_id: str, local: str | None = None) -> list[FlowRecord]:
-    """Decide roles and turn the table into records, in order of first appearance."""
+def finish(table: FlowTable, capture_id: str, local: str | None = None,
+           host: bytes | None = None) -> list[FlowRecord]:
+    """Decide roles and turn the table into records, in order of first appearance. `host`: the capture's
+    own host when `table` holds only some of its flows (default: `table.local_host()`)."""
     local_raw = socket.inet_pton(socket.AF_INET6 if ":" in local else socket.AF_INET, local) if local else None
     if local_raw is None:
-        local_raw = table.local_host()
+        local_raw = host if host is not None else table.local_host()
     records = []
     for flow in sorted(table.flows.values(), key=lambda f: f.first_frame):
         o, how = _role(flow, local_raw)

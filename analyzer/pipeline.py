@@ -51,19 +51,22 @@ def analyze_capture(path: str | Path, local: str | None = None,
                     progress: Progress | None = None) -> tuple[CaptureStats, list[dict]]:
     """Read one capture: flows with protocol facts and names, before GeoIP and verdicts."""
     stats = CaptureStats(str(path))  # stats.path: the name as valid Unicode, used in every report
-    table = fastpath.read_table(path, stats, stats.path, progress)  # = FlowTable.add over read_capture
-    if table.unsampled:  # memory bound on hostile or huge captures: say what was not dissected
+    batches = fastpath.read_flows(path, stats, stats.path, progress)  # = FlowTable.add over read_capture
+    if batches.unsampled:  # memory bound on hostile or huge captures: say what was not dissected
         stats.warnings.append(f"sample budget ({flowmod.SAMPLE_BYTES_TOTAL >> 20} MiB) reached: "
-                              f"{table.unsampled} payload packets not dissected")
-    records = flowmod.finish(table, stats.path, local)
+                              f"{batches.unsampled} payload packets not dissected")
     names: dict[str, tuple[str, int]] = {}  # address -> (name asked for, frame of the DNS answer)
     rows = []
-    for rec in records:
-        facts = protocols.inspect(protocols.FlowView(rec.proto, rec.orig_p, rec.resp_p, rec.samples))
-        for addr, name, frame in facts.dns_answers:
-            names.setdefault(addr, (name, frame))
-        rows.append(_row(rec, facts))
-        rows += _revealed(rec, facts)
+    try:
+        for table in batches:  # a bounded batch of flows (and their sampled payloads) at a time
+            for rec in flowmod.finish(table, stats.path, local, batches.host):
+                facts = protocols.inspect(protocols.FlowView(rec.proto, rec.orig_p, rec.resp_p, rec.samples))
+                for addr, name, frame in facts.dns_answers:
+                    names.setdefault(addr, (name, frame))
+                rows.append(_row(rec, facts))
+                rows += _revealed(rec, facts)
+    finally:
+        batches.close()
     rows = _dedupe_revealed(rows)
     link_media(rows)  # SDP-announced (address, port) -> the call's Call-ID and rtp service
     for row in rows:  # a name from DNS is weaker than an SNI, stronger than a certificate name
@@ -122,8 +125,8 @@ def _revealed(rec: flowmod.FlowRecord, facts: protocols.Facts) -> list[dict]:
             "first_frame": ep["frame"], "first_ts": None, "last_ts": None, "duration": None,
             "orig_pkts": 0, "resp_pkts": 0, "orig_bytes": 0, "resp_bytes": 0, "orig_ip_bytes": 0,
             "resp_ip_bytes": 0, "rtt_ms": None, "rtt_source": None, "role_evidence": f"revealed-{ep['role']}",
-            "findings": [f"{ep['role']} {h}:{p} revealed by {ep.get('via')} in frame {ep['frame']} "
-                         f"of flow {rec.uid}"], "details": {"revealed_by": rec.uid}, "_revealed": True,
+            "findings": [(f"{ep['role']} {h}:{p} revealed by {ep.get('via')} in frame {ep['frame']} "
+                          f"of flow {rec.uid}")], "details": {"revealed_by": rec.uid}, "_revealed": True,
         })
     return rows
 
@@ -232,10 +235,10 @@ def summarize(df: pd.DataFrame) -> dict:
     public = df[df["resp_scope"] == "public"]
     violations = df[df["verdict"] == "violation"]
     return {
-        "flows": int(len(df)),
+        "flows": len(df),
         "servers": int(public["resp_h"].nunique()),
         "countries": sorted(public["resp_cc"].dropna().unique().tolist()),
-        "violations": int(len(violations)),
+        "violations": len(violations),
         "key_exchange_flows": int(df["key_exchange"].notna().sum()),
         "key_exchange_violations": int(violations["key_exchange"].notna().sum()),
         "violating_countries": sorted(violations["resp_cc"].dropna().unique().tolist()),

@@ -1,0 +1,62 @@
+"""fastpath.read_flows: flows handed on in bounded batches, payloads read back from the file, change nothing."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from dataclasses import astuple
+
+import pytest
+
+from analyzer import fastpath, pipeline
+from analyzer.capture import CaptureStats
+from tests.conftest import shared_captures
+
+BUSIEST = max(shared_captures(), key=lambda p: p.stat().st_size)
+
+
+@pytest.fixture
+def tiny_batches(monkeypatch):
+    """Batches of 3 flows or 2 KiB of samples, one pread per payload: every boundary gets crossed."""
+    monkeypatch.setattr(fastpath, "BATCH_FLOWS", 3)
+    monkeypatch.setattr(fastpath, "BATCH_SAMPLE_BYTES", 2048)
+    monkeypatch.setattr(fastpath, "READ_GAP", 0)
+    monkeypatch.setattr(fastpath, "READ_RUN", 1)
+
+
+def batched(path) -> tuple[fastpath.FlowBatches, list]:
+    batches = fastpath.read_flows(path, CaptureStats(str(path)))
+    try:
+        return batches, list(batches)
+    finally:
+        batches.close()
+
+
+@pytest.mark.parametrize("path", shared_captures(), ids=lambda p: p.name)
+def test_batches_hold_the_whole_table_in_first_frame_order(path, tiny_batches):
+    whole = fastpath.read_table(path)
+    batches, tables = batched(path)
+    assert (batches.unsampled, batches.host) == (whole.unsampled, whole.local_host())
+    flows = [(key, flow) for t in tables for key, flow in t.flows.items()]
+    assert all(len(t.flows) <= 3 for t in tables)
+    assert [f.first_frame for _, f in flows] == sorted(f.first_frame for f in whole.flows.values())
+    assert {key: astuple(f) for key, f in flows} == {key: astuple(f) for key, f in whole.flows.items()}
+
+
+def test_gzip_payloads_are_read_from_the_decompressed_file(tmp_path, tiny_batches):
+    packed = tmp_path / (BUSIEST.name + ".gz")
+    with open(BUSIEST, "rb") as src, gzip.open(packed, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    _, plain = batched(BUSIEST)
+    _, unpacked = batched(packed)
+    assert [astuple(f) for t in unpacked for f in t.flows.values()] == \
+        [astuple(f) for t in plain for f in t.flows.values()]
+
+
+@pytest.mark.parametrize("path", shared_captures()[:6], ids=lambda p: p.name)
+def test_rows_do_not_depend_on_the_batch_size(path, monkeypatch):
+    _, rows = pipeline.analyze_capture(path)
+    monkeypatch.setattr(fastpath, "BATCH_FLOWS", 2)
+    monkeypatch.setattr(fastpath, "BATCH_SAMPLE_BYTES", 1)
+    _, small = pipeline.analyze_capture(path)
+    assert small == rows
