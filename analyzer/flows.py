@@ -166,12 +166,15 @@ def make_uid(capture: str, proto: str, orig: tuple[str, int], resp: tuple[str, i
     """Stable flow id in Zeek's style: the same capture always gives the same uids."""
     text = f"{capture}|{proto}|{orig[0]}|{orig[1]}|{resp[0]}|{resp[1]}|{first_frame}"
     digest = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=12).digest(), "big")
-    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-    out = []
-    while digest and len(out) < 17:
-        digest, r = divmod(digest, 62)
-        out.append(alphabet[r])
-    return "C" + "".join(out)
+    out = []  # base 62, least significant digit first, two digits a step (a 96-bit digest has <= 17)
+    while digest:
+        digest, r = divmod(digest, 3844)
+        out.append(_PAIRS[r])
+    return "C" + "".join(out).rstrip("0")  # the most significant digit is never 0
+
+
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_PAIRS = [lo + hi for hi in _ALPHABET for lo in _ALPHABET]  # _PAIRS[r]: r % 62 first, then r // 62
 
 
 def finish(table: FlowTable, capture_id: str, local: str | None = None,

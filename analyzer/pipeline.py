@@ -169,7 +169,9 @@ def analyze(paths: list[str | Path], geo: GeoLookup, policy: Policy | None,
             progress(stats.path, stats.frames, -1, True)
         captures.append(stats)
         rows += capture_rows
+        del capture_rows
     df = pd.DataFrame(rows, columns=[c for c in FLOW_COLUMNS if c in (rows[0] if rows else {})] or None)
+    del rows  # the frame holds the values; the dicts were ~1 KB a flow
     df = _geo(df, geo)
     df = location.check(df, geo, vantage)
     df = apply_verdicts(df, policy)
@@ -207,8 +209,10 @@ def _geo(df: pd.DataFrame, geo: GeoLookup) -> pd.DataFrame:
     geo_df = pd.DataFrame.from_dict(info, orient="index", columns=cols)
     df = df.join(geo_df, on="resp_h")
     df["resp_asn"] = df["resp_asn"].astype("Int64")
-    vend = attribute_rows(df[["capture", "server_name", "server_name_source", "resp_asn", "proto", "resp_p",
-                              "details"]].to_dict("records"))
+    keys = ["capture", "server_name", "server_name_source", "resp_asn", "proto", "resp_p", "details"]
+    # the records to_dict(orient="records") gives, built column-wise (a tenth of the time)
+    vend = attribute_rows([dict(zip(keys, values, strict=True))
+                           for values in zip(*(df[k].tolist() for k in keys), strict=True)])
     df["vendor"] = [v for v, _ in vend]
     df["vendor_evidence"] = [e for _, e in vend]
     return df

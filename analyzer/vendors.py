@@ -9,13 +9,14 @@ counts only when the same capture already shows the vendor by stronger evidence,
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.resources import files
 
 # Keys protocol modules put in `details` for STUN attribute types and message types (ints or "0x8070" text).
 STUN_ATTR_KEYS = ("stun_attributes", "stun_attrs")
 STUN_TYPE_KEYS = ("stun_types",)
+NAME_CACHE = 100_000  # server names whose domain match is remembered (hostile captures have unbounded names)
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,18 @@ class Rules:
     context_asns: dict[int, tuple[str, ...]]  # ASN -> vendors it may mean when the capture shows them
     udp_ports: tuple[tuple[int, int, str], ...]
     context_udp_ports: tuple[tuple[int, int, str], ...]
+    # server name -> (suffix, vendor) or None: a capture has far fewer names than flows
+    name_hits: dict[str, tuple[str, str] | None] = field(default_factory=dict, compare=False, repr=False)
+
+    def domain(self, name: str) -> tuple[str, str] | None:
+        """(suffix, vendor) of the longest listed domain that `name` (lower case, no final dot) is in."""
+        if name in self.name_hits:
+            return self.name_hits[name]
+        hit = next(((suffix, vendor) for suffix, vendor in self.domains
+                    if name == suffix or name.endswith("." + suffix)), None)
+        if len(self.name_hits) < NAME_CACHE:
+            self.name_hits[name] = hit
+        return hit
 
 
 def _ranges(spec: list) -> list[tuple[int, int]]:
@@ -68,10 +81,9 @@ def strong(row: dict) -> tuple[str | None, str | None]:
     r = rules()
     name = row.get("server_name")
     if isinstance(name, str) and name:
-        name = name.lower().rstrip(".")
-        for suffix, vendor in r.domains:
-            if name == suffix or name.endswith("." + suffix):
-                return vendor, f"domain {suffix} ({row.get('server_name_source') or 'name'})"
+        hit = r.domain(name.lower().rstrip("."))
+        if hit is not None:
+            return hit[1], f"domain {hit[0]} ({row.get('server_name_source') or 'name'})"
     details = row.get("details") if isinstance(row.get("details"), dict) else {}
     for key, vendor in r.details:
         if details.get(key):

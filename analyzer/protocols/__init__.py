@@ -70,12 +70,20 @@ class FlowView:
     orig_p: int
     resp_p: int
     samples: list[Sample]
+    # streams already reassembled: several modules (tls, stun, dns, sip, rtp) ask for the same one
+    _streams: dict = field(default_factory=dict, repr=False, compare=False)
 
     def stream(self, from_orig: bool, limit: int = 256 * 1024) -> tuple[bytes, list[tuple[int, int]]]:
         """Reassembled TCP bytes of one direction, and (stream offset, frame) where each segment starts.
 
         Segments are put in sequence order, retransmissions dropped, and the stream stops at the first gap.
         """
+        done = self._streams.get((from_orig, limit))
+        if done is None:
+            done = self._streams[(from_orig, limit)] = self._reassemble(from_orig, limit)
+        return done[0], list(done[1])
+
+    def _reassemble(self, from_orig: bool, limit: int) -> tuple[bytes, list[tuple[int, int]]]:
         segs = [s for s in self.samples if s.from_orig == from_orig and s.payload]
         if not segs:
             return b"", []
