@@ -29,6 +29,19 @@ def manifest_counts() -> dict[str, int]:
     return counts
 
 
+def messages_passed_to(module, name: str) -> list[bytes]:
+    """Every message the pipeline hands to `module.name` while it reads all shared captures."""
+    from analyzer.pipeline import analyze_capture
+
+    seen: list[bytes] = []
+    original = getattr(module, name)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(module, name, lambda m: seen.append(bytes(m)) or original(m))
+        for path in shared_captures():
+            analyze_capture(path)
+    return seen
+
+
 def write_pcap(path: Path, frames: list[bytes], linktype: int = 1, nano: bool = False, big: bool = False,
                gz: bool = False, ts0: float = 1_700_000_000.0) -> Path:
     """A classic pcap with the given frames, one per 10 ms."""

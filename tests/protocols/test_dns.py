@@ -6,7 +6,7 @@ from scapy.layers.dns import DNS, DNSQR, DNSRR
 
 from analyzer.pipeline import analyze_capture
 from analyzer.protocols import dns
-from tests.conftest import CAPTURES
+from tests.conftest import CAPTURES, messages_passed_to
 
 
 def test_cname_chain_attributes_address_to_the_name_asked_for():
@@ -39,22 +39,8 @@ def test_dns_over_qinq_pppoe():
     assert any(r["service"] == "dns" and r["resp_h"] in ("82.178.158.181", "82.178.113.245") for r in rows)
 
 
-def _all_dns_messages() -> list[bytes]:
-    import pytest
-
-    from tests.conftest import shared_captures
-
-    seen: list[bytes] = []
-    original = dns.answers
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(dns, "answers", lambda m: seen.append(bytes(m)) or original(m))
-        for path in shared_captures():
-            analyze_capture(path)
-    return seen
-
-
 def test_fast_walk_agrees_with_scapy_on_every_shared_dns_message():
-    messages = _all_dns_messages()
+    messages = messages_passed_to(dns, "answers")
     compared = 0
     for m in messages:
         try:

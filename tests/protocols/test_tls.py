@@ -163,26 +163,11 @@ def test_names():
     assert tls.group_name(0x1234) == "0x1234" and tls.is_grease(0xDADA) and not tls.is_grease(0x1D1D)
 
 
-def _all_client_hellos() -> list[bytes]:
-    """Every ClientHello the pipeline meets in the shared captures (TLS over TCP and inside QUIC)."""
-    import pytest
-
-    from analyzer.protocols import tls
-    from tests.conftest import shared_captures
-
-    seen: list[bytes] = []
-    original = tls.client_hello
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(tls, "client_hello", lambda m: seen.append(bytes(m)) or original(m))
-        for path in shared_captures():
-            analyze_capture(path)
-    return seen
-
-
 def test_fast_client_hello_parser_agrees_with_scapy_on_every_shared_hello():
     from analyzer.protocols import tls
+    from tests.conftest import messages_passed_to
 
-    hellos = _all_client_hellos()
+    hellos = messages_passed_to(tls, "client_hello")  # TLS over TCP and inside QUIC
     assert len(hellos) >= 25
     for message in hellos:
         assert tls._client_hello_fast(message) == tls.client_hello_scapy(message)
