@@ -42,6 +42,11 @@ def _ints(record: dict) -> dict:
     return {k: int(v) if hasattr(v, "item") else v for k, v in record.items()}
 
 
+# the columns this module reads: selected first, so group-bys and filters copy only these
+_COLUMNS = ["capture", "uid", "resp_scope", "resp_h", "resp_cc", "key_exchange", "vendor", "verdict",
+            "orig_bytes", "resp_bytes"]
+
+
 def _per_capture(df: pd.DataFrame, captures: list[str], checked: bool) -> list[dict]:
     out = []
     groups = dict(tuple(df.groupby("capture", sort=False))) if len(df) else {}
@@ -125,6 +130,7 @@ def summarize(flows: pd.DataFrame, captures: list[str], checked: bool) -> dict:
     `captures` lists every capture read, so a call with no flows still counts in "N of M calls";
     `checked` says whether a policy judged the flows (otherwise no call can break it).
     """
+    flows = flows[[c for c in _COLUMNS if c in flows.columns]]
     per_capture = _per_capture(flows, captures, checked)
     public = flows[flows["resp_scope"] == "public"] if len(flows) else flows
     per_country: list[dict] = []

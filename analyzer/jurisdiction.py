@@ -240,7 +240,7 @@ def apply_verdicts(flows: pd.DataFrame, policy: Policy | None) -> pd.DataFrame:
     """A copy of `flows` with `verdict` and `reason`; each distinct combination of the judged columns
     (scope, cc, key exchange, and where present registered cc, anycast, disagreement, location check)
     is judged once."""
-    out = flows.copy()
+    out = flows.copy(deep=False)  # copy-on-write: the caller's frame is never changed
     missing = [c for c in ("resp_scope", "resp_cc") if c not in flows.columns]
     if missing:
         raise ValueError(f"apply_verdicts needs column(s) {', '.join(missing)}")

@@ -215,14 +215,16 @@ def check(df: pd.DataFrame, geo: GeoLookup, vantage: Place | None = None) -> pd.
 
     Each server is judged once per capture and the answer spread to its rows by position: row-wise
     pandas access cost ~20 s on a capture with 100k flows and 20k servers."""
-    out = df.copy()
+    out = df.copy(deep=False)  # copy-on-write: the caller's frame is never changed
     if df.empty:
         return out.assign(location_check=pd.Series(dtype=object), location_reason=pd.Series(dtype=object))
     checks: list[str | None] = [None] * len(df)
     reasons: list[str | None] = [None] * len(df)
     public_all = (df["resp_scope"] == "public").to_numpy(dtype=bool, na_value=False)
+    used = df[[c for c in ("capture", "orig_h", "resp_h", "resp_scope", "rtt_ms", "rtt_source", "resp_cc",
+                           "resp_lat", "resp_lon", "resp_accuracy_km", "geo_db", "details") if c in df.columns]]
     for positions in df.groupby("capture", sort=False).indices.values():
-        rows = df.iloc[positions]
+        rows = used.iloc[positions]  # only the columns read here: a full copy per capture cost ~50 MB
         host = _capture_host(rows)
         where = vantage or client_vantage(rows, geo)
         public = rows[public_all[positions]]

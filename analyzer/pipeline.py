@@ -220,7 +220,7 @@ def _geo(df: pd.DataFrame, geo: GeoLookup) -> pd.DataFrame:
 
 def _geo_summary(df: pd.DataFrame, geo: GeoLookup) -> dict:
     """Location checks, suspects, anycast and disagreeing servers, and warnings about stale databases."""
-    servers = df.drop_duplicates("resp_h") if len(df) else df
+    servers = df[["resp_h", "location_check", "is_anycast", "geo_agree"]].drop_duplicates("resp_h") if len(df) else df
     checks = servers["location_check"].value_counts().items() if len(df) else []
     return {
         "suspects": int((df["verdict"] == "suspect").sum()) if len(df) else 0,
@@ -236,6 +236,7 @@ def summarize(df: pd.DataFrame) -> dict:
     if df.empty:
         return {"flows": 0, "servers": 0, "countries": [], "violations": 0, "key_exchange_violations": 0,
                 "key_exchange_flows": 0, "verdicts": {}}
+    df = df[["resp_scope", "resp_h", "resp_cc", "verdict", "key_exchange"]]  # filters copy only these
     public = df[df["resp_scope"] == "public"]
     violations = df[df["verdict"] == "violation"]
     return {
