@@ -150,6 +150,16 @@ def _numeric_text(value: object) -> str:
 
 def _encode_column(values: list, numeric: bool) -> list[str]:
     if numeric:
+        # a numeric column holds one type: when it is int or float, with no NA, NaN or infinity, the
+        # text of every cell is its repr (mapped in C); anything else goes cell by cell
+        fast = {int: int.__repr__, float: float.__repr__}.get(type(values[0])) if values else None
+        if fast is not None:
+            try:
+                text = list(map(fast, values))
+            except TypeError:  # pd.NA among them
+                text = None
+            if text is not None and "nan" not in text and "inf" not in text and "-inf" not in text:
+                return text
         return [int.__repr__(v) if type(v) is int else _numeric_text(v) for v in values]
     return [encode_basestring(v) if type(v) is str else _json_cell(v, _CELL_INDENT) for v in values]
 
