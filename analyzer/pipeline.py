@@ -47,34 +47,54 @@ class Audit:
     summary: dict = field(default_factory=dict)
 
 
+# the keys of a row as `_row` and `_revealed` make them
+ROW_KEYS = ("uid", "capture", "proto", "orig_h", "orig_p", "resp_h", "resp_p", "service", "server_name",
+            "server_name_source", "key_exchange", "key_frames", "first_frame", "first_ts", "last_ts", "duration",
+            "orig_pkts", "resp_pkts", "orig_bytes", "resp_bytes", "orig_ip_bytes", "resp_ip_bytes", "rtt_ms",
+            "rtt_source", "role_evidence", "findings", "details", "_revealed")
+
+
 def analyze_capture(path: str | Path, local: str | None = None,
                     progress: Progress | None = None) -> tuple[CaptureStats, list[dict]]:
     """Read one capture: flows with protocol facts and names, before GeoIP and verdicts."""
+    stats, cols = capture_columns(path, local, progress)
+    return stats, [dict(zip(cols, values, strict=True)) for values in zip(*cols.values(), strict=True)]
+
+
+def capture_columns(path: str | Path, local: str | None = None,
+                    progress: Progress | None = None) -> tuple[CaptureStats, dict[str, list]]:
+    """`analyze_capture`'s rows as columns: a dict per flow costs ~1 KB, 100 MB on a 100k-flow capture."""
     stats = CaptureStats(str(path))  # stats.path: the name as valid Unicode, used in every report
     batches = fastpath.read_flows(path, stats, stats.path, progress)  # = FlowTable.add over read_capture
     if batches.unsampled:  # memory bound on hostile or huge captures: say what was not dissected
         stats.warnings.append(f"sample budget ({flowmod.SAMPLE_BYTES_TOTAL >> 20} MiB) reached: "
                               f"{batches.unsampled} payload packets not dissected")
     names: dict[str, tuple[str, int]] = {}  # address -> (name asked for, frame of the DNS answer)
-    rows = []
+    cols: dict[str, list] = {k: [] for k in ROW_KEYS}
+    appends = [(k, cols[k].append) for k in ROW_KEYS]
     try:
         for table in batches:  # a bounded batch of flows (and their sampled payloads) at a time
             for rec in flowmod.finish(table, stats.path, local, batches.host):
                 facts = protocols.inspect(protocols.FlowView(rec.proto, rec.orig_p, rec.resp_p, rec.samples))
                 for addr, name, frame in facts.dns_answers:
                     names.setdefault(addr, (name, frame))
-                rows.append(_row(rec, facts))
-                rows += _revealed(rec, facts)
+                for row in (_row(rec, facts), *_revealed(rec, facts)):
+                    for key, append in appends:
+                        append(row[key])
     finally:
         batches.close()
-    rows = _dedupe_revealed(rows)
-    link_media(rows)  # SDP-announced (address, port) -> the call's Call-ID and rtp service
-    for row in rows:  # a name from DNS is weaker than an SNI, stronger than a certificate name
-        row.pop("_revealed", None)
-        dns = names.get(row["resp_h"])
-        if dns and row["server_name_source"] in (None, "cert"):
-            row["server_name"], row["server_name_source"] = dns[0], "dns"
-    return stats, rows
+    cols = _dedupe_revealed(cols)
+    if any("sdp_media" in d for d in cols["details"] if d):  # SDP-announced (address, port) -> the call's
+        rows = [dict(zip(cols, values, strict=True)) for values in zip(*cols.values(), strict=True)]
+        link_media(rows)  # Call-ID and rtp service
+        cols["details"], cols["service"] = [r["details"] for r in rows], [r["service"] for r in rows]
+    del cols["_revealed"]
+    source, server_name = cols["server_name_source"], cols["server_name"]
+    for i, h in enumerate(cols["resp_h"]):  # a name from DNS is weaker than an SNI, stronger than a certificate name
+        dns = names.get(h)
+        if dns and source[i] in (None, "cert"):
+            server_name[i], source[i] = dns[0], "dns"
+    return stats, cols
 
 
 def _row(rec: flowmod.FlowRecord, facts: protocols.Facts) -> dict:
@@ -95,18 +115,21 @@ def _row(rec: flowmod.FlowRecord, facts: protocols.Facts) -> dict:
     }
 
 
-def _dedupe_revealed(rows: list[dict]) -> list[dict]:
+def _dedupe_revealed(cols: dict[str, list]) -> dict[str, list]:
     """A revealed endpoint gets a row only when no flow of the capture already talks to it."""
-    seen = {(r["proto"], r["resp_h"], r["resp_p"]) for r in rows if not r["_revealed"]}
-    out = []
-    for r in rows:
-        key = (r["proto"], r["resp_h"], r["resp_p"])
-        if r["_revealed"]:
+    revealed = cols["_revealed"]
+    if not any(revealed):
+        return cols
+    keys = list(zip(cols["proto"], cols["resp_h"], cols["resp_p"], strict=True))
+    seen = {key for key, r in zip(keys, revealed, strict=True) if not r}
+    keep = []
+    for i, (key, r) in enumerate(zip(keys, revealed, strict=True)):
+        if r:
             if key in seen:
                 continue
             seen.add(key)
-        out.append(r)
-    return out
+        keep.append(i)
+    return {k: [v[i] for i in keep] for k, v in cols.items()}
 
 
 def _revealed(rec: flowmod.FlowRecord, facts: protocols.Facts) -> list[dict]:
@@ -132,11 +155,11 @@ def _revealed(rec: flowmod.FlowRecord, facts: protocols.Facts) -> list[dict]:
 
 
 def _read_all(paths: list[str | Path], local: str | None, progress: Progress | None,
-              jobs: int) -> Iterator[tuple[CaptureStats, list[dict]]]:
-    """(stats, rows) per capture, in the order given; by `jobs` worker processes when there are several."""
+              jobs: int) -> Iterator[tuple[CaptureStats, dict[str, list]]]:
+    """(stats, row columns) per capture, in the order given; by `jobs` worker processes when there are several."""
     if jobs <= 1 or len(paths) <= 1:
         for path in paths:
-            yield analyze_capture(path, local, progress)
+            yield capture_columns(path, local, progress)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -144,7 +167,7 @@ def _read_all(paths: list[str | Path], local: str | None, progress: Progress | N
     # forkserver/spawn would re-import pandas in every worker; fork shares what is already loaded
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), mp_context=ctx) as pool:
-        yield from pool.map(analyze_capture, paths, [local] * len(paths))
+        yield from pool.map(capture_columns, paths, [local] * len(paths))
 
 
 def _reporting(packets: Iterator, stats: CaptureStats, progress: Progress, every: int = 4096) -> Iterator:
@@ -163,15 +186,19 @@ def analyze(paths: list[str | Path], geo: GeoLookup, policy: Policy | None,
     """Read every capture, tag servers with GeoIP data, check locations against measured round trips
     (from `vantage`, else the capture host's public address), judge each flow against the policy.
     With `jobs` > 1, captures are read by that many processes (GeoIP and verdicts stay here)."""
-    captures, rows = [], []
-    for stats, capture_rows in _read_all(paths, local, progress, jobs):
+    captures, columns = [], {}
+    for stats, capture_cols in _read_all(paths, local, progress, jobs):
         if progress is not None:
             progress(stats.path, stats.frames, -1, True)
         captures.append(stats)
-        rows += capture_rows
-        del capture_rows
-    df = pd.DataFrame(rows, columns=[c for c in FLOW_COLUMNS if c in (rows[0] if rows else {})] or None)
-    del rows  # the frame holds the values; the dicts were ~1 KB a flow
+        for key, values in capture_cols.items():
+            columns.setdefault(key, []).extend(values)
+        del capture_cols
+    if columns and columns["uid"]:  # the frame pd.DataFrame(rows, columns=...) makes of the row dicts
+        df = pd.DataFrame(columns, columns=[c for c in FLOW_COLUMNS if c in columns])
+    else:
+        df = pd.DataFrame([])
+    del columns
     df = _geo(df, geo)
     df = location.check(df, geo, vantage)
     df = apply_verdicts(df, policy)
