@@ -23,6 +23,10 @@ def _t(value: object, style: str = "") -> Text:
     return Text(terminal(value), style=style)
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _size(n: int) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if n < 1000:
@@ -93,6 +97,7 @@ def render(audit: Audit, console: Console, limit: int | None = None) -> None:
     s = audit.summary
     style = "bold red" if s.get("violations") else "bold green"
     console.print(Text(
-        f"{s['flows']} flows, {s['servers']} servers, countries {','.join(s['countries']) or '-'}, "
-        f"{s['violations']} violations, {s['key_exchange_violations']} key-exchange violations", style=style))
+        f"{_n(s['flows'], 'flow')}, {_n(s['servers'], 'server')}, countries {','.join(s['countries']) or '-'}, "
+        f"{_n(s['violations'], 'violation')}, {_n(s['key_exchange_violations'], 'key-exchange violation')}",
+        style=style))
     console.print(Text(ATTRIBUTION, style="dim"))
