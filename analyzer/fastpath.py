@@ -18,6 +18,7 @@ import struct
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import ClassVar
@@ -697,22 +698,28 @@ class FastTable:
     def flow_batches(self, fd: int) -> Iterator[FlowTable]:
         """The flows in order of first frame, as FlowTables of at most BATCH_FLOWS flows and about
         BATCH_SAMPLE_BYTES of sampled payload each: only one batch's payloads are in memory at a time."""
+        return (part() for part in self.batch_parts(fd))
+
+    def batch_parts(self, fd: int) -> list[Callable[[], FlowTable]]:
+        """`flow_batches` as functions that build each batch when called: a process can build only its share."""
         max_flows, max_bytes = BATCH_FLOWS, BATCH_SAMPLE_BYTES
         n = self.g.n
         if n == 0:
-            return
+            return []
         sampled = self._sorted_samples()
         bounds = np.searchsorted(sampled[0], np.arange(n + 1))
         order = np.argsort(self.g.cols["first_frame"][:n], kind="stable")
         weight = self.g.cols["sampled_bytes"][:2 * n].reshape(n, 2).sum(1)[order]
+        parts = []
         start = 0
         while start < n:
             stop = min(n, start + max_flows)
             over = np.flatnonzero(np.cumsum(weight[start:stop]) > max_bytes)
             if len(over):
                 stop = start + max(1, int(over[0]))
-            yield self._build(order[start:stop], sampled, bounds, fd)
+            parts.append(partial(self._build, order[start:stop], sampled, bounds, fd))
             start = stop
+        return parts
 
     def table(self, fd: int) -> FlowTable:
         """The equivalent `FlowTable`: Flow objects with their samples (all payloads in memory)."""
@@ -746,11 +753,11 @@ class FlowBatches:
 
     unsampled: int  # payload packets refused by the capture's sample budget
     host: bytes | None  # `FlowTable.local_host` of the whole capture
-    tables: Iterator[FlowTable]
+    parts: list[Callable[[], FlowTable]]  # each builds one batch when called
     close: Callable[[], None] = lambda: None
 
     def __iter__(self) -> Iterator[FlowTable]:
-        return self.tables
+        return (part() for part in self.parts)
 
 
 def read_flows(path: str | Path, stats: CaptureStats | None = None, capture_id: str | None = None,
@@ -770,10 +777,10 @@ def read_flows(path: str | Path, stats: CaptureStats | None = None, capture_id: 
         table = FlowTable(capture_id or str(path))
         for pkt in read_capture(path, stats):
             table.add(pkt)
-        return FlowBatches(table.unsampled, table.local_host(), iter([table]))
+        return FlowBatches(table.unsampled, table.local_host(), [lambda: table])
     fd = handle.fileno()
-    tables = iter([fast.table(fd)]) if whole else fast.flow_batches(fd)
-    return FlowBatches(fast.unsampled, fast.host(), tables, handle.close)
+    parts = [partial(fast.table, fd)] if whole else fast.batch_parts(fd)
+    return FlowBatches(fast.unsampled, fast.host(), parts, handle.close)
 
 
 def _ticker(stats: CaptureStats, progress) -> Callable[[int], None]:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import pickle
+import signal
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,9 +65,10 @@ def analyze_capture(path: str | Path, local: str | None = None,
     return stats, [dict(zip(cols, values, strict=True)) for values in zip(*cols.values(), strict=True)]
 
 
-def capture_columns(path: str | Path, local: str | None = None,
-                    progress: Progress | None = None) -> tuple[CaptureStats, dict[str, list]]:
-    """`analyze_capture`'s rows as columns: a dict per flow costs ~1 KB, 100 MB on a 100k-flow capture."""
+def capture_columns(path: str | Path, local: str | None = None, progress: Progress | None = None,
+                    split: bool = True) -> tuple[CaptureStats, dict[str, list]]:
+    """`analyze_capture`'s rows as columns: a dict per flow costs ~1 KB, 100 MB on a 100k-flow capture.
+    `split`: dissect every other batch of flows in a forked process when there is a second core."""
     stats = CaptureStats(str(path))  # stats.path: the name as valid Unicode, used in every report
     batches = fastpath.read_flows(path, stats, stats.path, progress)  # = FlowTable.add over read_capture
     if batches.unsampled:  # memory bound on hostile or huge captures: say what was not dissected
@@ -71,16 +76,14 @@ def capture_columns(path: str | Path, local: str | None = None,
                               f"{batches.unsampled} payload packets not dissected")
     names: dict[str, tuple[str, int]] = {}  # address -> (name asked for, frame of the DNS answer)
     cols: dict[str, list] = {k: [] for k in ROW_KEYS}
-    appends = [(k, cols[k].append) for k in ROW_KEYS]
     try:
-        for table in batches:  # a bounded batch of flows (and their sampled payloads) at a time
-            for rec in flowmod.finish(table, stats.path, local, batches.host):
-                facts = protocols.inspect(protocols.FlowView(rec.proto, rec.orig_p, rec.resp_p, rec.samples))
-                for addr, name, frame in facts.dns_answers:
-                    names.setdefault(addr, (name, frame))
-                for row in (_row(rec, facts), *_revealed(rec, facts)):
-                    for key, append in appends:
-                        append(row[key])
+        # a bounded batch of flows (and their sampled payloads) at a time, merged in batch order
+        for chunk, answers in _dissected(batches, stats.path, local, split):
+            for addr, name, frame in answers:
+                names.setdefault(addr, (name, frame))
+            for key in ROW_KEYS:
+                cols[key] += chunk[key]
+            del chunk
     finally:
         batches.close()
     cols = _dedupe_revealed(cols)
@@ -95,6 +98,79 @@ def capture_columns(path: str | Path, local: str | None = None,
         if dns and source[i] in (None, "cert"):
             server_name[i], source[i] = dns[0], "dns"
     return stats, cols
+
+
+def _dissect(table: flowmod.FlowTable, capture: str, local: str | None,
+             host: bytes | None) -> tuple[dict[str, list], list[tuple]]:
+    """One batch of flows: its rows as columns and the DNS answers its flows carry, in flow order."""
+    cols: dict[str, list] = {k: [] for k in ROW_KEYS}
+    appends = [(k, cols[k].append) for k in ROW_KEYS]
+    answers: list[tuple] = []
+    for rec in flowmod.finish(table, capture, local, host):
+        facts = protocols.inspect(protocols.FlowView(rec.proto, rec.orig_p, rec.resp_p, rec.samples))
+        answers += facts.dns_answers
+        for row in (_row(rec, facts), *_revealed(rec, facts)):
+            for key, append in appends:
+                append(row[key])
+    return cols, answers
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _dissected(batches: fastpath.FlowBatches, capture: str, local: str | None,
+               split: bool) -> Iterator[tuple[dict[str, list], list[tuple]]]:
+    """`_dissect` of every batch, in order. With `split` and two cores, a forked child dissects the odd
+    batches and streams each result back through a pipe (it blocks until read: at most one result waits),
+    while this process dissects the even ones: the output does not depend on who dissected what."""
+    parts = batches.parts
+    if not split or len(parts) < 2 or _cores() < 2 or not hasattr(os, "fork"):
+        for part in parts:
+            yield _dissect(part(), capture, local, batches.host)
+        return
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns, never runs the parent's exit handlers or flushes its buffers
+        status = 1
+        try:
+            os.close(r)
+            with open(w, "wb") as out:
+                for part in parts[1::2]:
+                    try:
+                        result = (True, _dissect(part(), capture, local, batches.host))
+                    except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
+                        try:
+                            pickle.dumps(exc)
+                            result = (False, exc)
+                        except Exception:  # noqa: BLE001 - not picklable: its text
+                            result = (False, RuntimeError(traceback.format_exc()))
+                    pickle.dump(result, out, protocol=pickle.HIGHEST_PROTOCOL)
+                    out.flush()
+                    if not result[0]:
+                        break
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(w)
+    try:
+        with open(r, "rb") as inp:
+            for i, part in enumerate(parts):
+                if i % 2 == 0:
+                    yield _dissect(part(), capture, local, batches.host)
+                    continue
+                try:
+                    ok, value = pickle.load(inp)
+                except EOFError:
+                    raise RuntimeError(f"{capture}: the dissecting child process ended early") from None
+                if not ok:
+                    raise value
+                yield value
+    finally:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if not done:  # stopped early (an error here): the child is not needed any more
+            os.kill(pid, signal.SIGTERM)
+            os.waitpid(pid, 0)
 
 
 def _row(rec: flowmod.FlowRecord, facts: protocols.Facts) -> dict:
@@ -167,7 +243,8 @@ def _read_all(paths: list[str | Path], local: str | None, progress: Progress | N
     # forkserver/spawn would re-import pandas in every worker; fork shares what is already loaded
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), mp_context=ctx) as pool:
-        yield from pool.map(capture_columns, paths, [local] * len(paths))
+        # one capture per core already: no forked dissector inside the workers
+        yield from pool.map(capture_columns, paths, [local] * len(paths), [None] * len(paths), [False] * len(paths))
 
 
 def _reporting(packets: Iterator, stats: CaptureStats, progress: Progress, every: int = 4096) -> Iterator:

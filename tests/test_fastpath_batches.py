@@ -60,3 +60,15 @@ def test_rows_do_not_depend_on_the_batch_size(path, monkeypatch):
     monkeypatch.setattr(fastpath, "BATCH_SAMPLE_BYTES", 1)
     _, small = pipeline.analyze_capture(path)
     assert small == rows
+
+
+@pytest.mark.parametrize("path", shared_captures()[:6], ids=lambda p: p.name)
+def test_rows_do_not_depend_on_the_forked_dissector(path, monkeypatch):
+    """Small batches, dissected alternately by a forked child and this process, merge to the same columns."""
+    monkeypatch.setattr(fastpath, "BATCH_FLOWS", 2)
+    monkeypatch.setattr(fastpath, "BATCH_SAMPLE_BYTES", 1)
+    monkeypatch.setattr(pipeline, "_cores", lambda: 2)
+    stats, alone = pipeline.capture_columns(path, split=False)
+    split_stats, split = pipeline.capture_columns(path, split=True)
+    assert split == alone
+    assert (split_stats.frames, split_stats.warnings) == (stats.frames, stats.warnings)
