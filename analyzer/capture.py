@@ -322,7 +322,7 @@ class Decoder:
 def _open_bytes(path: Path, stats: CaptureStats) -> tuple[mmap.mmap | bytes, object]:
     """Map the capture (decompressing gzip to a temporary file under size and time caps)."""
     try:
-        fh = open(path, "rb")
+        fh = open(path, "rb")  # noqa: SIM115 - returned with the map, closed by read_capture
     except OSError as exc:
         raise CallauditError(f"cannot open {path}: {exc.strerror or exc}") from None
     head = fh.read(4)
@@ -345,7 +345,7 @@ def _gunzip(path: Path, stats: CaptureStats) -> tuple[mmap.mmap, object]:
     compressed = path.stat().st_size
     cap = max(GZIP_MIN_CAP, GZIP_MAX_RATIO * compressed)
     deadline = time.monotonic() + GZIP_MAX_SECONDS
-    tmp = tempfile.TemporaryFile(prefix="callaudit-")
+    tmp = tempfile.TemporaryFile(prefix="callaudit-")  # noqa: SIM115 - returned, closed by the caller
     written = 0
     try:
         with gzip.open(path, "rb") as gz:

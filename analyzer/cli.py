@@ -6,7 +6,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -77,12 +77,12 @@ def expand(paths: list[Path]) -> list[Path]:
 def audit(
     captures: Annotated[list[Path], typer.Argument(
         help="Capture files (pcap, pcapng, .gz), folders, or glob patterns such as 'calls/**/*.pcap'.")],
-    expect: Annotated[Optional[str], typer.Option(
+    expect: Annotated[str | None, typer.Option(
         help="Expected countries: ISO codes and groups, e.g. US,CA or EU.")] = None,
-    policy: Annotated[Optional[Path], typer.Option(help="Policy TOML: expected, key_exchange, deny.")] = None,
-    geoip: Annotated[Optional[list[Path]], typer.Option(
+    policy: Annotated[Path | None, typer.Option(help="Policy TOML: expected, key_exchange, deny.")] = None,
+    geoip: Annotated[list[Path] | None, typer.Option(
         help="Extra MMDB file or folder (repeatable); answers before the embedded DB-IP data.")] = None,
-    local: Annotated[Optional[str], typer.Option(help="The capture host's address (default: the busiest).")] = None,
+    local: Annotated[str | None, typer.Option(help="The capture host's address (default: the busiest).")] = None,
     vantage: Annotated[str | None, typer.Option(
         help="Where the capture was taken, for the speed-of-light check: a country code (US), lat,lon, or "
              "a public address (default: the capture host's public or STUN-mapped address).")] = None,
@@ -92,7 +92,7 @@ def audit(
         help="Also use databases found by convention (GEOIPUPDATE_DB_DIR, GeoIP.conf, /usr/share/GeoIP).")
     ] = True,
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.terminal,
-    out: Annotated[Optional[Path], typer.Option(help="Write the report to this file.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the report to this file.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1,
                                       help="Read this many captures at a time, one process each.")] = 1,
 ) -> None:

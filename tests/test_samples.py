@@ -14,7 +14,7 @@ from tests.conftest import ROOT, SAMPLES
 def quick_start() -> list[str]:
     text = (ROOT / "README.md").read_text()
     section = text.split("## Quick start", 1)[1]
-    block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    block = re.search(r"```sh\n(.*?)```", section, re.DOTALL).group(1)
     return block.strip().splitlines()
 
 
