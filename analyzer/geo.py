@@ -55,6 +55,9 @@ _LOCAL_NETS = [
         "3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
     )
 ]
+# the same networks as (version, network, mask) integers: `addr in net` for each cost ~20 us per address
+_LOCAL_RANGES = {v: tuple((int(n.network_address), int(n.netmask)) for n in _LOCAL_NETS if n.version == v)
+                 for v in (4, 6)}
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 # What each layout can answer; "registered" only where the layout has registered_country.
@@ -179,7 +182,8 @@ def _is_local_addr(addr: Address) -> bool:
         return True
     if addr.is_reserved or addr.is_private or not addr.is_global:
         return True
-    return any(addr.version == net.version and addr in net for net in _LOCAL_NETS)
+    ip = int(addr)
+    return any(ip & mask == net for net, mask in _LOCAL_RANGES[addr.version])
 
 
 def is_local(ip: str) -> bool:
