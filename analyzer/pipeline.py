@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import pickle
-import signal
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from analyzer import campaign, fastpath, location, protocols
+from analyzer import campaign, fastpath, forked, location, protocols
 from analyzer import flows as flowmod
 from analyzer.capture import CaptureStats
 from analyzer.geo import GeoLookup
@@ -115,62 +111,13 @@ def _dissect(table: flowmod.FlowTable, capture: str, local: str | None,
     return cols, answers
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _dissected(batches: fastpath.FlowBatches, capture: str, local: str | None,
                split: bool) -> Iterator[tuple[dict[str, list], list[tuple]]]:
-    """`_dissect` of every batch, in order. With `split` and two cores, a forked child dissects the odd
-    batches and streams each result back through a pipe (it blocks until read: at most one result waits),
-    while this process dissects the even ones: the output does not depend on who dissected what."""
-    parts = batches.parts
-    if not split or len(parts) < 2 or _cores() < 2 or not hasattr(os, "fork"):
-        for part in parts:
-            yield _dissect(part(), capture, local, batches.host)
-        return
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns, never runs the parent's exit handlers or flushes its buffers
-        status = 1
-        try:
-            os.close(r)
-            with open(w, "wb") as out:
-                for part in parts[1::2]:
-                    try:
-                        result = (True, _dissect(part(), capture, local, batches.host))
-                    except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
-                        try:
-                            pickle.dumps(exc)
-                            result = (False, exc)
-                        except Exception:  # noqa: BLE001 - not picklable: its text
-                            result = (False, RuntimeError(traceback.format_exc()))
-                    pickle.dump(result, out, protocol=pickle.HIGHEST_PROTOCOL)
-                    out.flush()
-                    if not result[0]:
-                        break
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(w)
-    try:
-        with open(r, "rb") as inp:
-            for i, part in enumerate(parts):
-                if i % 2 == 0:
-                    yield _dissect(part(), capture, local, batches.host)
-                    continue
-                try:
-                    ok, value = pickle.load(inp)
-                except EOFError:
-                    raise RuntimeError(f"{capture}: the dissecting child process ended early") from None
-                if not ok:
-                    raise value
-                yield value
-    finally:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if not done:  # stopped early (an error here): the child is not needed any more
-            os.kill(pid, signal.SIGTERM)
-            os.waitpid(pid, 0)
+    """`_dissect` of every batch, in order; with `split`, a forked child dissects every other batch."""
+    def dissect(part: Callable[[], flowmod.FlowTable]) -> tuple[dict[str, list], list[tuple]]:
+        return _dissect(part(), capture, local, batches.host)
+
+    return forked.ordered_map(dissect, batches.parts, split)
 
 
 def _row(rec: flowmod.FlowRecord, facts: protocols.Facts) -> dict:

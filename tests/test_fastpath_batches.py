@@ -8,7 +8,7 @@ from dataclasses import astuple
 
 import pytest
 
-from analyzer import fastpath, pipeline
+from analyzer import fastpath, forked, pipeline
 from analyzer.capture import CaptureStats
 from tests.conftest import shared_captures
 
@@ -67,7 +67,7 @@ def test_rows_do_not_depend_on_the_forked_dissector(path, monkeypatch):
     """Small batches, dissected alternately by a forked child and this process, merge to the same columns."""
     monkeypatch.setattr(fastpath, "BATCH_FLOWS", 2)
     monkeypatch.setattr(fastpath, "BATCH_SAMPLE_BYTES", 1)
-    monkeypatch.setattr(pipeline, "_cores", lambda: 2)
+    monkeypatch.setattr(forked, "cores", lambda: 2)
     stats, alone = pipeline.capture_columns(path, split=False)
     split_stats, split = pipeline.capture_columns(path, split=True)
     assert split == alone
