@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import signal
@@ -25,6 +26,9 @@ def ordered_map(fn: Callable[[Any], Any], items: Sequence, split: bool = True) -
             yield fn(item)
         return
     r, w = os.pipe()
+    # objects that exist now are left out of garbage collection while the two processes share them: a
+    # collection writes to every object it scans, and each page it touches would be copied (~60 MB)
+    gc.freeze()
     pid = os.fork()
     if pid == 0:  # the child: never runs the parent's exit handlers nor flushes its buffered output
         status = 1
@@ -66,3 +70,4 @@ def ordered_map(fn: Callable[[Any], Any], items: Sequence, split: bool = True) -
         if not done:  # stopped early (an error here): the child is not needed any more
             os.kill(pid, signal.SIGTERM)
             os.waitpid(pid, 0)
+        gc.unfreeze()

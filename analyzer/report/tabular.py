@@ -13,7 +13,6 @@ from typing import TextIO
 import pandas as pd
 
 from analyzer import __version__
-from analyzer.forked import ordered_map
 from analyzer.pipeline import SCHEMA, Audit
 from analyzer.report.escape import csv_cell, terminal
 
@@ -180,18 +179,10 @@ def write_json(audit: Audit, out: TextIO) -> None:
         out.write("[\n" + ",\n".join(["    {}"] * len(audit.flows)) + "\n  ]")
     else:
         row = "    {\n" + ",\n".join(f"      {_key(c).replace('%', '%%')}: %s" for c in cols) + "\n    }"
-        df = audit.flows
-        numeric = [pd.api.types.is_numeric_dtype(t) for t in df.dtypes]
-
-        def chunk_text(start: int) -> str:  # the text of CHUNK_ROWS flows
-            part = df.iloc[start:start + CHUNK_ROWS]
-            text = [_encode_column(part.iloc[:, i].tolist(), n) for i, n in enumerate(numeric)]
-            return ",\n".join([row % values for values in zip(*text, strict=True)])
-
         sep = "[\n"
-        # chunks encoded on both cores (a forked child does every other one), written in order
-        for text in ordered_map(chunk_text, range(0, len(df), CHUNK_ROWS)):
-            out.write(sep + text)
+        for numeric, columns in _column_chunks(audit.flows):
+            text = [_encode_column(c, n) for c, n in zip(columns, numeric, strict=True)]
+            out.write(sep + ",\n".join([row % values for values in zip(*text, strict=True)]))
             sep = ",\n"
         out.write("\n  ]")
     out.write(tail + "\n")
