@@ -1,7 +1,7 @@
 """Which conferencing vendor a flow belongs to, from rules kept as data (analyzer/data/vendors.toml).
 
 Evidence has a strength, and the strongest that matches wins, so a weak clue never overrides a strong one:
-a server name's domain, then protocol evidence (Zoom's encapsulation, vendor-specific STUN attributes or
+a server name's domain (or a TURN realm's), then protocol evidence (Zoom's encapsulation, vendor-specific STUN attributes or
 message types), then the server's ASN, then an ASN shared with other services (Microsoft, Meta, Google) that
 counts only when the same capture already shows the vendor by stronger evidence, then the server port.
 """
@@ -85,6 +85,11 @@ def strong(row: dict) -> tuple[str | None, str | None]:
         if hit is not None:
             return hit[1], f"domain {hit[0]} ({row.get('server_name_source') or 'name'})"
     details = row.get("details") if isinstance(row.get("details"), dict) else {}
+    realm = details.get("realm")  # a TURN server's REALM is its operator's domain (Signal: signal.org)
+    if isinstance(realm, str) and realm:
+        hit = r.domain(realm.lower().rstrip("."))
+        if hit is not None:
+            return hit[1], f"STUN realm {hit[0]}"
     for key, vendor in r.details:
         if details.get(key):
             return vendor, f"protocol: {key}"

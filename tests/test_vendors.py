@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from analyzer.vendors import attribute, attribute_rows
+from tests.conftest import CAPTURES
 
 
 def row(**kw):
@@ -71,3 +72,14 @@ def test_real_captures(geo):
     assert (webex.vendor == "webex").sum() >= 5  # certificate names where the ClientHellos carry no SNI
     meet = vendors("ndpi_google_meet.pcapng")
     assert "meet" in set(meet.vendor)
+
+
+def test_turn_realm_names_the_vendor_of_signal_relays():
+    from analyzer.geo import GeoLookup
+    from analyzer.pipeline import analyze
+
+    with GeoLookup() as geo:
+        flows = analyze([CAPTURES / "ndpi_stun_signal.pcapng"], geo, None).flows
+    relays = flows[flows["resp_h"].isin(["35.158.183.167", "35.158.122.211"]) & (flows["resp_pkts"] > 0)]
+    assert len(relays) and set(relays["vendor"]) == {"signal"}
+    assert set(relays["vendor_evidence"]) == {"STUN realm signal.org"}
