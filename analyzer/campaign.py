@@ -11,6 +11,8 @@ import pandas as pd
 from analyzer.jurisdiction import country_name
 
 CAPTURE_VERDICT_ORDER = ("violation", "unknown", "ok", "unchecked")
+# The per-call table's headings, shared by the terminal and HTML renderers.
+CALL_COLUMNS = ("capture", "verdict", "flows", "servers", "countries", "key exchange in", "vendors", "violations")
 
 
 def _calls(df: pd.DataFrame, by: str) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from analyzer.campaign import CALL_COLUMNS
 from analyzer.pipeline import Audit
 from analyzer.report.escape import terminal
 
@@ -33,16 +34,7 @@ def render(audit: Audit, console: Console) -> None:
         )
     )
     calls = Table(header_style="bold", pad_edge=False, title="per call", title_justify="left")
-    for col in (
-        "capture",
-        "verdict",
-        "flows",
-        "servers",
-        "countries",
-        "key exchange in",
-        "vendors",
-        "violations",
-    ):
+    for col in CALL_COLUMNS:
         calls.add_column(
             col, overflow="fold", justify="right" if col in ("flows", "servers", "violations") else "left"
         )

@@ -16,6 +16,7 @@ from html import escape
 import pandas as pd
 
 from analyzer import __version__
+from analyzer.campaign import CALL_COLUMNS
 from analyzer.jurisdiction import country_name
 from analyzer.pipeline import Audit
 from analyzer.report import evidence, worldmap
@@ -604,17 +605,7 @@ def _campaign(audit: Audit) -> str:
         f"{camp['calls_with_violations']} with violations</h2>"
         + "<h3>Per call</h3>"
         + _table(
-            [
-                "capture",
-                "verdict",
-                "flows",
-                "servers",
-                "countries",
-                "key exchange in",
-                "vendors",
-                "violations",
-                "key-exchange violations",
-            ],
+            [*CALL_COLUMNS, "key-exchange violations"],
             calls,
             "calls",
             [f"v-{_e(c['verdict'])}" for c in camp["per_capture"]],
