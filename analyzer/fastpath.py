@@ -55,7 +55,7 @@ FRAME_WINDOW = 80  # bytes of each frame read for headers: Ethernet + 2 VLAN tag
 SYNC_WINDOW = 2048  # bytes searched for a plausible record header at each chain's guessed start
 READ_GAP = 64 << 10  # sample payloads closer than this are read with one pread
 READ_RUN = 8 << 20  # ... of at most about this many bytes
-BATCH_FLOWS = 1024  # flows handed on at a time by `flow_batches`
+BATCH_FLOWS = 1024  # flows handed on at a time by `batch_parts`
 BATCH_SAMPLE_BYTES = 8 << 20  # ... with about this much sampled payload at most (one flow may exceed it)
 PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
 VLAN_TYPES = (0x8100, 0x88A8, 0x9100)
@@ -607,7 +607,7 @@ class FastTable:
             lg = g2[late]
             self.unsampled += int(np.count_nonzero((sampled[lg] < cols["cap"][lg >> 1])
                                                    & (sbytes[lg] < cols["bytecap"][lg >> 1])))
-        # payloads are kept as file offsets and read a batch of flows at a time (`flow_batches`): holding
+        # payloads are kept as file offsets and read a batch of flows at a time (`batch_parts`): holding
         # them all took ~400 MB on a 100k-flow capture. Those decoded the slow way are kept as bytes
         # (their offset is -1 - index into `payload_list`).
         src = c.poff[kept].copy()
@@ -695,13 +695,10 @@ class FastTable:
                 out[i] = data[o - base:o - base + n]
         return out
 
-    def flow_batches(self, fd: int) -> Iterator[FlowTable]:
-        """The flows in order of first frame, as FlowTables of at most BATCH_FLOWS flows and about
-        BATCH_SAMPLE_BYTES of sampled payload each: only one batch's payloads are in memory at a time."""
-        return (part() for part in self.batch_parts(fd))
-
     def batch_parts(self, fd: int) -> list[Callable[[], FlowTable]]:
-        """`flow_batches` as functions that build each batch when called: a process can build only its share."""
+        """The flows in order of first frame, as functions that each build a FlowTable of at most BATCH_FLOWS
+        flows and about BATCH_SAMPLE_BYTES of sampled payload: only one batch's payloads are in memory at a
+        time, and a process can build only its share."""
         max_flows, max_bytes = BATCH_FLOWS, BATCH_SAMPLE_BYTES
         n = self.g.n
         if n == 0:

@@ -191,10 +191,6 @@ def is_local(ip: str) -> bool:
     return _is_local_addr(normalize(_parse(ip)))
 
 
-def _iso_date(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, tz=UTC).date().isoformat()
-
-
 # --- discovery -------------------------------------------------------------------------------------
 
 

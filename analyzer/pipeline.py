@@ -194,16 +194,6 @@ def _read_all(paths: list[str | Path], local: str | None, progress: Progress | N
         yield from pool.map(capture_columns, paths, [local] * len(paths), [None] * len(paths), [False] * len(paths))
 
 
-def _reporting(packets: Iterator, stats: CaptureStats, progress: Progress, every: int = 4096) -> Iterator:
-    """Pass packets through, telling `progress` every few thousand (bytes: IP length + record overhead)."""
-    nbytes = 0
-    for i, pkt in enumerate(packets, 1):
-        nbytes += pkt.ip_length + 30
-        if not i % every:
-            progress(stats.path, stats.frames, nbytes, False)
-        yield pkt
-
-
 def analyze(paths: list[str | Path], geo: GeoLookup, policy: Policy | None,
             local: str | None = None, progress: Progress | None = None,
             vantage: location.Place | None = None, jobs: int = 1) -> Audit:
