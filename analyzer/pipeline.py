@@ -134,7 +134,10 @@ def _row(rec: flowmod.FlowRecord, facts: protocols.Facts) -> dict:
         "orig_ip_bytes": rec.orig_ip_bytes, "resp_ip_bytes": rec.resp_ip_bytes,
         **location.handshake_rtt(rec.proto, rec.rtt_ms, rec.samples, facts.services),
         "role_evidence": rec.role_evidence,
-        "findings": list(facts.findings), "details": dict(facts.details), "_revealed": False,
+        "findings": list(facts.findings), "_revealed": False,
+        # messages a protocol module recognised but could not dissect: counted, never silently dropped
+        "details": {**facts.details, "malformed_messages": facts.malformed} if facts.malformed
+        else dict(facts.details),
     }
 
 

@@ -565,3 +565,17 @@ def test_policy_and_geoip_file_names_with_odd_bytes(tmp_path):
     doc = json.loads(r.stdout.decode("utf-8"))
     assert doc["policy"]["source"].endswith("pol\\xff\x1b.toml")
     assert doc["geoip"][0]["name"] == "geo\\xff.mmdb"
+
+
+def test_undissectable_messages_are_counted_in_the_flow(tmp_path):
+    """A DNS response the dissectors cannot read is reported as malformed_messages, not dropped."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    from analyzer.pipeline import analyze_capture
+    from tests.conftest import write_pcap
+
+    broken = b"\x00\x01\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + b"\x3fabc"  # label runs past the end
+    frame = bytes(Ether() / IP(src="8.8.8.8", dst="10.0.0.5") / UDP(sport=53, dport=40000) / broken)
+    [row] = analyze_capture(write_pcap(tmp_path / "bad-dns.pcap", [frame]))[1]
+    assert row["details"]["malformed_messages"] == 1
