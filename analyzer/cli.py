@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from enum import Enum
@@ -14,6 +15,7 @@ from analyzer.errors import CallauditError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Where did a call's traffic go? Offline jurisdiction audit of packet captures.")
+GC_YOUNG = 20_000
 CAPTURE_MAGICS = (b"\x0a\x0d\x0d\x0a", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
                   b"\xa1\xb2\x3c\x4d")
 
@@ -242,6 +244,10 @@ def main() -> None:
 
         logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
         warnings.simplefilter("ignore")
+    # a young-generation collection every 20k new objects instead of 700: a 100k-flow capture allocates
+    # millions of short-lived samples and rows, and default collections cost ~15% of its CPU time
+    # (cycles are still collected)
+    gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
     try:
         code = app(standalone_mode=False)
     except typer.Exit as exc:

@@ -19,7 +19,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import islice
 from pathlib import Path
 from typing import ClassVar
 
@@ -43,7 +42,7 @@ from analyzer.flows import (
     SAMPLE_PACKETS,
     TCP_ACK,
     TCP_SYN,
-    Flow,
+    FlowColumns,
     FlowTable,
 )
 
@@ -646,27 +645,15 @@ class FastTable:
             parts[k] = parts[k][order]
         return parts
 
-    def _build(self, ids: np.ndarray, sampled: list[np.ndarray], bounds: np.ndarray, fd: int) -> FlowTable:
-        """A FlowTable of the flows `ids` (in that order) with their samples' payloads read from `fd`."""
-        table = FlowTable(self.capture)
-        table.sampled_total, table.unsampled = self.sampled_total, self.unsampled
+    def _columns(self, ids: np.ndarray, sampled: list[np.ndarray], bounds: np.ndarray, fd: int) -> FlowColumns:
+        """The flows `ids` (in that order) as FlowColumns, with their samples' payloads read from `fd`."""
         g = self.g
-        cols = {k: v[ids].tolist() for k, v in g.cols.items() if k not in g.PAIRS}
-        pairs = {k: g.cols[k][:2 * g.n].reshape(g.n, 2)[ids].tolist() for k in g.PAIRS}
         lo, counts = bounds[ids], bounds[ids + 1] - bounds[ids]
         idx = np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
-        payloads = self._payloads(sampled[5][idx], sampled[6][idx], fd)
-        rows = zip(*(sampled[k][idx].tolist() for k in range(1, 5)), payloads, strict=True)
-        flows = table.flows
-        for i, (ends, count) in enumerate(zip(self._ends(ids), counts.tolist(), strict=True)):
-            proto, synf, sakf = cols["proto"][i], cols["syn_from"][i], cols["synack_from"][i]
-            flows[(proto, ends[0], ends[1])] = Flow(
-                proto, ends, cols["first_frame"][i], cols["first_ts"][i], cols["last_ts"][i], pairs["pkts"][i],
-                pairs["bytes"][i], pairs["ip_bytes"][i], synf if synf >= 0 else None, sakf if sakf >= 0 else None,
-                cols["syn_ts"][i] if synf >= 0 else None, cols["synack_ts"][i] if sakf >= 0 else None,
-                list(islice(rows, count)), pairs["sampled"][i], pairs["sampled_bytes"][i], cols["cap"][i],
-                cols["bytecap"][i])
-        return table
+        pairs = {k: g.cols[k][:2 * g.n].reshape(g.n, 2)[ids] for k in g.PAIRS}
+        return FlowColumns(**{k: g.cols[k][ids] for k in g.SPEC}, **pairs, counts=counts,
+                           frame=sampled[1][idx], ts=sampled[2][idx], side=sampled[3][idx], seq=sampled[4][idx],
+                           payload=self._payloads(sampled[5][idx], sampled[6][idx], fd))
 
     def _payloads(self, src: np.ndarray, length: np.ndarray, fd: int) -> list[bytes]:
         """Payload bytes of samples: file ranges read with pread, nearby ones in one read of at most about
@@ -695,8 +682,8 @@ class FastTable:
                 out[i] = data[o - base:o - base + n]
         return out
 
-    def batch_parts(self, fd: int) -> list[Callable[[], FlowTable]]:
-        """The flows in order of first frame, as functions that each build a FlowTable of at most BATCH_FLOWS
+    def batch_parts(self, fd: int) -> list[Callable[[], FlowColumns]]:
+        """The flows in order of first frame, as functions that each build FlowColumns of at most BATCH_FLOWS
         flows and about BATCH_SAMPLE_BYTES of sampled payload: only one batch's payloads are in memory at a
         time, and a process can build only its share."""
         max_flows, max_bytes = BATCH_FLOWS, BATCH_SAMPLE_BYTES
@@ -714,7 +701,7 @@ class FastTable:
             over = np.flatnonzero(np.cumsum(weight[start:stop]) > max_bytes)
             if len(over):
                 stop = start + max(1, int(over[0]))
-            parts.append(partial(self._build, order[start:stop], sampled, bounds, fd))
+            parts.append(partial(self._columns, order[start:stop], sampled, bounds, fd))
             start = stop
         return parts
 
@@ -726,7 +713,9 @@ class FastTable:
             return table
         sampled = self._sorted_samples()
         bounds = np.searchsorted(sampled[0], np.arange(self.g.n + 1))
-        return self._build(np.arange(self.g.n), sampled, bounds, fd)
+        table = self._columns(np.arange(self.g.n), sampled, bounds, fd).to_table(self.capture)
+        table.sampled_total, table.unsampled = self.sampled_total, self.unsampled
+        return table
 
 
 # ---------------------------------------------------------------- driver
@@ -745,15 +734,15 @@ def read_table(path: str | Path, stats: CaptureStats | None = None, capture_id: 
 
 @dataclass
 class FlowBatches:
-    """A capture's flows, handed on as FlowTables of a bounded number of flows and sampled bytes in order of
+    """A capture's flows, handed on as FlowColumns of a bounded number of flows and sampled bytes in order of
     first frame (so one batch's payloads are in memory at a time), with what concerns the whole capture."""
 
     unsampled: int  # payload packets refused by the capture's sample budget
     host: bytes | None  # `FlowTable.local_host` of the whole capture
-    parts: list[Callable[[], FlowTable]]  # each builds one batch when called
+    parts: list[Callable[[], FlowColumns]]  # each builds one batch when called (`whole`: a FlowTable)
     close: Callable[[], None] = lambda: None
 
-    def __iter__(self) -> Iterator[FlowTable]:
+    def __iter__(self) -> Iterator[FlowColumns]:
         return (part() for part in self.parts)
 
 
@@ -774,7 +763,8 @@ def read_flows(path: str | Path, stats: CaptureStats | None = None, capture_id: 
         table = FlowTable(capture_id or str(path))
         for pkt in read_capture(path, stats):
             table.add(pkt)
-        return FlowBatches(table.unsampled, table.local_host(), [lambda: table])
+        part = (lambda: table) if whole else partial(FlowColumns.from_table, table)
+        return FlowBatches(table.unsampled, table.local_host(), [part])
     fd = handle.fileno()
     parts = [partial(fast.table, fd)] if whole else fast.batch_parts(fd)
     return FlowBatches(fast.unsampled, fast.host(), parts, handle.close)

@@ -47,7 +47,7 @@ class Audit:
     summary: dict = field(default_factory=dict)
 
 
-# the keys of a row as `_row` and `_revealed` make them
+# the keys of a row as `_dissect` and `_revealed` make them
 ROW_KEYS = ("uid", "capture", "proto", "orig_h", "orig_p", "resp_h", "resp_p", "service", "server_name",
             "server_name_source", "key_exchange", "key_frames", "first_frame", "first_ts", "last_ts", "duration",
             "orig_pkts", "resp_pkts", "orig_bytes", "resp_bytes", "orig_ip_bytes", "resp_ip_bytes", "rtt_ms",
@@ -96,49 +96,55 @@ def capture_columns(path: str | Path, local: str | None = None, progress: Progre
     return stats, cols
 
 
-def _dissect(table: flowmod.FlowTable, capture: str, local: str | None,
+def _dissect(batch: flowmod.FlowColumns, capture: str, local: str | None,
              host: bytes | None) -> tuple[dict[str, list], list[tuple]]:
-    """One batch of flows: its rows as columns and the DNS answers its flows carry, in flow order."""
-    cols: dict[str, list] = {k: [] for k in ROW_KEYS}
-    appends = [(k, cols[k].append) for k in ROW_KEYS]
+    """One batch of flows: its rows as columns (each flow's revealed endpoints right after it) and the DNS
+    answers its flows carry, in flow order."""
+    cols, samples = flowmod.finish_columns(batch, capture, local, host)
+    tcp_rtt, uids, orig_hs = cols.pop("tcp_rtt_ms"), cols["uid"], cols["orig_h"]
+    facts_cols: dict[str, list] = {k: [] for k in ("service", "server_name", "server_name_source", "key_exchange",
+                                                   "key_frames", "rtt_ms", "rtt_source", "findings", "details")}
+    (service, server_name, source, key_exchange, key_frames, rtt_ms, rtt_source, findings,
+     details) = (facts_cols[k].append for k in facts_cols)
     answers: list[tuple] = []
-    for rec in flowmod.finish(table, capture, local, host):
-        facts = protocols.inspect(protocols.FlowView(rec.proto, rec.orig_p, rec.resp_p, rec.samples))
+    revealed: list[tuple[int, list[dict]]] = []
+    inspect, view = protocols.inspect, protocols.FlowView
+    for i, (proto, orig_p, resp_p, flow_samples, rtt) in enumerate(zip(
+            cols["proto"], cols["orig_p"], cols["resp_p"], samples, tcp_rtt, strict=True)):
+        facts = inspect(view(proto, orig_p, resp_p, flow_samples))
         answers += facts.dns_answers
-        for row in (_row(rec, facts), *_revealed(rec, facts)):
-            for key, append in appends:
-                append(row[key])
+        service(",".join(facts.services) or None)
+        server_name(facts.server_name)
+        source(facts.server_name_source)
+        key_exchange(facts.key_exchange)
+        key_frames(list(facts.key_frames))
+        found = location.handshake_rtt(proto, rtt, flow_samples, facts.services)
+        rtt_ms(found["rtt_ms"])
+        rtt_source(found["rtt_source"])
+        findings(list(facts.findings))
+        # messages a protocol module recognised but could not dissect: counted, never silently dropped
+        details({**facts.details, "malformed_messages": facts.malformed} if facts.malformed else dict(facts.details))
+        if facts.endpoints:
+            revealed.append((i, _revealed(capture, orig_hs[i], uids[i], facts)))
+    cols.update(facts_cols)
+    cols["capture"] = [capture] * len(uids)
+    cols["_revealed"] = [False] * len(uids)
+    cols = {k: cols[k] for k in ROW_KEYS}
+    if revealed:  # spliced in after the flow that reveals them
+        rows = [dict(zip(cols, values, strict=True)) for values in zip(*cols.values(), strict=True)]
+        for i, extra in reversed(revealed):
+            rows[i + 1:i + 1] = extra
+        cols = {k: [r[k] for r in rows] for k in ROW_KEYS}
     return cols, answers
 
 
 def _dissected(batches: fastpath.FlowBatches, capture: str, local: str | None,
                split: bool) -> Iterator[tuple[dict[str, list], list[tuple]]]:
     """`_dissect` of every batch, in order; with `split`, a forked child dissects every other batch."""
-    def dissect(part: Callable[[], flowmod.FlowTable]) -> tuple[dict[str, list], list[tuple]]:
+    def dissect(part: Callable[[], flowmod.FlowColumns]) -> tuple[dict[str, list], list[tuple]]:
         return _dissect(part(), capture, local, batches.host)
 
     return forked.ordered_map(dissect, batches.parts, split)
-
-
-def _row(rec: flowmod.FlowRecord, facts: protocols.Facts) -> dict:
-    return {
-        "uid": rec.uid, "capture": rec.capture, "proto": rec.proto,
-        "orig_h": rec.orig_h, "orig_p": rec.orig_p, "resp_h": rec.resp_h, "resp_p": rec.resp_p,
-        "service": ",".join(facts.services) or None,
-        "server_name": facts.server_name, "server_name_source": facts.server_name_source,
-        "key_exchange": facts.key_exchange, "key_frames": list(facts.key_frames),
-        "first_frame": rec.first_frame, "first_ts": rec.first_ts, "last_ts": rec.last_ts,
-        "duration": round(rec.last_ts - rec.first_ts, 6),
-        "orig_pkts": rec.orig_pkts, "resp_pkts": rec.resp_pkts,
-        "orig_bytes": rec.orig_bytes, "resp_bytes": rec.resp_bytes,
-        "orig_ip_bytes": rec.orig_ip_bytes, "resp_ip_bytes": rec.resp_ip_bytes,
-        **location.handshake_rtt(rec.proto, rec.rtt_ms, rec.samples, facts.services),
-        "role_evidence": rec.role_evidence,
-        "findings": list(facts.findings), "_revealed": False,
-        # messages a protocol module recognised but could not dissect: counted, never silently dropped
-        "details": {**facts.details, "malformed_messages": facts.malformed} if facts.malformed
-        else dict(facts.details),
-    }
 
 
 def _dedupe_revealed(cols: dict[str, list]) -> dict[str, list]:
@@ -158,7 +164,7 @@ def _dedupe_revealed(cols: dict[str, list]) -> dict[str, list]:
     return {k: [v[i] for i in keep] for k, v in cols.items()}
 
 
-def _revealed(rec: flowmod.FlowRecord, facts: protocols.Facts) -> list[dict]:
+def _revealed(capture: str, orig_h: str, uid: str, facts: protocols.Facts) -> list[dict]:
     """Rows for endpoints a flow's payload reveals (TURN relay, STUN peer, SDP media address).
 
     They carry no packets of their own here, but a relay or peer in a forbidden country matters as much.
@@ -167,15 +173,15 @@ def _revealed(rec: flowmod.FlowRecord, facts: protocols.Facts) -> list[dict]:
     for ep in facts.endpoints:
         h, p, proto = ep["h"], int(ep["p"]), ep.get("proto", "udp")
         rows.append({
-            "uid": flowmod.make_uid(rec.capture, proto, (rec.orig_h, 0), (h, p), ep["frame"]),
-            "capture": rec.capture, "proto": proto, "orig_h": rec.orig_h, "orig_p": None,
+            "uid": flowmod.make_uid(capture, proto, (orig_h, 0), (h, p), ep["frame"]),
+            "capture": capture, "proto": proto, "orig_h": orig_h, "orig_p": None,
             "resp_h": h, "resp_p": p, "service": ep.get("via"), "server_name": None,
             "server_name_source": None, "key_exchange": None, "key_frames": [ep["frame"]],
             "first_frame": ep["frame"], "first_ts": None, "last_ts": None, "duration": None,
             "orig_pkts": 0, "resp_pkts": 0, "orig_bytes": 0, "resp_bytes": 0, "orig_ip_bytes": 0,
             "resp_ip_bytes": 0, "rtt_ms": None, "rtt_source": None, "role_evidence": f"revealed-{ep['role']}",
             "findings": [(f"{ep['role']} {h}:{p} revealed by {ep.get('via')} in frame {ep['frame']} "
-                          f"of flow {rec.uid}")], "details": {"revealed_by": rec.uid}, "_revealed": True,
+                          f"of flow {uid}")], "details": {"revealed_by": uid}, "_revealed": True,
         })
     return rows
 

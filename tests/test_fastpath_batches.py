@@ -25,9 +25,10 @@ def tiny_batches(monkeypatch):
 
 
 def batched(path) -> tuple[fastpath.FlowBatches, list]:
+    """The batches, each as the FlowTable its columns stand for."""
     batches = fastpath.read_flows(path, CaptureStats(str(path)))
     try:
-        return batches, list(batches)
+        return batches, [columns.to_table(str(path)) for columns in batches]
     finally:
         batches.close()
 

@@ -73,3 +73,46 @@ def test_real_capture_counters_and_roles():
     assert (media.orig_h, media.orig_pkts, media.resp_pkts, media.first_frame) == ("192.168.1.117", 10, 175, 386)
     [web] = [f for k, f in flows.items() if k[:2] == ("52.202.62.196", 443)]
     assert web.role_evidence == "tcp-syn" and web.rtt_ms is not None and web.rtt_ms > 0
+
+
+def _uid_reference(capture, proto, orig, resp, first_frame):
+    """The uid as big-integer arithmetic writes it: base 62 digits of the digest, least significant first."""
+    import hashlib
+
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    text = f"{capture}|{proto}|{orig[0]}|{orig[1]}|{resp[0]}|{resp[1]}|{first_frame}"
+    digest = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=12).digest(), "big")
+    out = ""
+    while digest:
+        digest, r = divmod(digest, 62)
+        out += alphabet[r]
+    return "C" + out
+
+
+def test_vectorised_uids_equal_the_big_integer_reference():
+    import random
+
+    from analyzer.flows import make_uids
+
+    rnd = random.Random(7)
+    rows = [(rnd.choice(["tcp", "udp"]), (f"10.0.{rnd.randrange(256)}.{rnd.randrange(256)}", rnd.randrange(65536)),
+             (f"2001:db8::{rnd.randrange(65536):x}", rnd.randrange(65536)), rnd.randrange(10 ** 9))
+            for _ in range(5000)]
+    got = make_uids("c.pcap", *(list(c) for c in zip(*rows, strict=True)))
+    assert got == [_uid_reference("c.pcap", *r) for r in rows]
+    assert len({len(u) for u in got}) > 1  # digests with leading zero digits are among them
+
+
+def test_flow_columns_stand_for_the_same_table():
+    """FlowColumns.from_table then to_table gives back every flow, counter and sample."""
+    from dataclasses import astuple
+
+    from analyzer.flows import FlowColumns
+
+    for path in sorted(CAPTURES.glob("*.pcap*"))[:12]:
+        table = FlowTable(str(path))
+        for p in read_capture(path):
+            table.add(p)
+        back = FlowColumns.from_table(table).to_table(str(path))
+        ordered = sorted(table.flows.items(), key=lambda kv: kv[1].first_frame)
+        assert [(k, astuple(f)) for k, f in back.flows.items()] == [(k, astuple(f)) for k, f in ordered], path

@@ -1,7 +1,7 @@
 """Protocol modules: each looks at the sampled payloads of one flow and adds facts to it.
 
 A module offers `client_hint(payload, sport, dport) -> bool | None` (does this payload come from the
-client?) for role decisions, and `inspect(view, facts)` that dissects the flow's samples (with scapy where
+client?) for role decisions (`ROLE_HINTS = False` when it never says), and `inspect(view, facts)` that dissects the flow's samples (with scapy where
 scapy has the layer) and records names, services and key-exchange evidence with frame numbers.
 """
 
@@ -87,6 +87,13 @@ class FlowView:
         segs = [s for s in self.samples if s.from_orig == from_orig and s.payload]
         if not segs:
             return b"", []
+        expect = segs[0].seq
+        for s in segs:  # the common case: segments in frame order, each starting where the last ended
+            if s.seq != expect:
+                break
+            expect = (expect + len(s.payload)) & 0xFFFFFFFF
+        else:
+            return self._in_order(segs, limit)
         first = segs[0].seq  # signed distances from the first segment seen survive wraparound
         base = (first + min(((s.seq - first + 0x80000000) & 0xFFFFFFFF) - 0x80000000 for s in segs)) & 0xFFFFFFFF
         ordered = sorted(segs, key=lambda s: ((s.seq - base) & 0xFFFFFFFF, s.frame))
@@ -104,6 +111,18 @@ class FlowView:
                 break
         return bytes(out[:limit]), marks
 
+    @staticmethod
+    def _in_order(segs: list[Sample], limit: int) -> tuple[bytes, list[tuple[int, int]]]:
+        """`_reassemble` of contiguous segments already in sequence order: their payloads joined."""
+        parts, marks, size = [], [], 0
+        for s in segs:
+            marks.append((size, s.frame))
+            parts.append(s.payload)
+            size += len(s.payload)
+            if size >= limit:
+                break
+        return b"".join(parts)[:limit], marks
+
 
 def frame_at(marks: list[tuple[int, int]], offset: int) -> int:
     """The frame that carried stream byte `offset`."""
@@ -116,6 +135,7 @@ def frame_at(marks: list[tuple[int, int]], offset: int) -> int:
 
 
 _LOADED: list = []
+_HINTS: list = []
 
 
 def _modules() -> list:
@@ -123,18 +143,20 @@ def _modules() -> list:
     per module and flow cost seconds on captures with 100k flows."""
     if not _LOADED:
         _LOADED[:] = [importlib.import_module(f"analyzer.protocols.{name}") for name in MODULES]
+        _HINTS[:] = [mod.client_hint for mod in _LOADED if getattr(mod, "ROLE_HINTS", True)]
     return _LOADED
 
 
 def client_direction(proto: int, port0: int, port1: int, samples: list[tuple]) -> int | None:
     """Side (0/1) that the payloads show to be the client, or None when they do not say."""
-    mods = _modules()
+    _modules()
+    hints = _HINTS
     for _frame, _ts, side, _seq, payload in samples[:16]:
         sport, dport = (port0, port1) if side == 0 else (port1, port0)
-        for mod in mods:
-            hint = mod.client_hint(payload, sport, dport)
-            if hint is not None:
-                return side if hint else 1 - side
+        for hint in hints:
+            said = hint(payload, sport, dport)
+            if said is not None:
+                return side if said else 1 - side
     return None
 
 

@@ -77,6 +77,9 @@ def parse_rtcp(buf: bytes) -> tuple[list[tuple[int, int]], str] | None:
     return None
 
 
+ROLE_HINTS = False  # `client_hint` never decides a role here: media is symmetric: roles come from signalling, ports or the capture host
+
+
 def client_hint(payload: bytes, sport: int, dport: int) -> bool | None:
     return None  # media is symmetric: roles come from signalling, ports or the capture host
 

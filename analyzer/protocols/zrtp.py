@@ -51,6 +51,9 @@ def commit(body: bytes) -> dict:
     return dict(zip(("hash", "cipher", "auth_tag", "key_agreement", "sas"), names))
 
 
+ROLE_HINTS = False  # `client_hint` never decides a role here: ZRTP Hello messages go both ways
+
+
 def client_hint(payload: bytes, sport: int, dport: int) -> bool | None:
     return None
 
