@@ -45,6 +45,7 @@ from analyzer.flows import (
     FlowColumns,
     FlowTable,
 )
+from analyzer.memory import give_back
 
 REGION_BYTES = 32 << 20  # file bytes indexed at a time; their pages are released once decoded
 BATCH = 1 << 16  # records decoded at a time: bounds the per-packet temporaries (~25 MB)
@@ -56,6 +57,9 @@ READ_GAP = 64 << 10  # sample payloads closer than this are read with one pread
 READ_RUN = 8 << 20  # ... of at most about this many bytes
 BATCH_FLOWS = 1024  # flows handed on at a time by `batch_parts`
 BATCH_SAMPLE_BYTES = 8 << 20  # ... with about this much sampled payload at most (one flow may exceed it)
+# a kept sample's columns: flow id, frame, time, side, TCP sequence number, file offset of its payload (or
+# -1 - index into `payload_list`), payload length
+SAMPLE_DTYPES = (np.int64, np.int64, np.float64, np.int8, np.uint32, np.int64, np.int32)
 PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
 VLAN_TYPES = (0x8100, 0x88A8, 0x9100)
 _M1, _M2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9)
@@ -495,7 +499,8 @@ class FastTable:
         self.g = _Grow()
         self.known_h = np.zeros(0, np.uint64)
         self.known_gid = np.zeros(0, np.int64)
-        self.samples: list[tuple[np.ndarray, ...]] = []
+        # kept samples, a list of chunks per column: gid, frame, ts, side, seq, src, length
+        self.samples: list[list[np.ndarray]] = [[] for _ in SAMPLE_DTYPES]
         self.payload_list: list[bytes] = []
         self.sampled_total = 0
         self.unsampled = 0
@@ -614,7 +619,9 @@ class FastTable:
         if len(slow):
             src[slow] = -1 - (len(self.payload_list) + np.arange(len(slow)))
             self.payload_list += [c.payloads[fr] for fr in c.frame[kept[slow]].tolist()]
-        self.samples.append((gid[kept], c.frame[kept], c.ts[kept], side[kept], c.seq[kept], src, klen))
+        for chunks, col, dtype in zip(self.samples, (gid[kept], c.frame[kept], c.ts[kept], side[kept], c.seq[kept],
+                                                    src, klen), SAMPLE_DTYPES, strict=True):
+            chunks.append(col.astype(dtype))
 
     def host(self) -> bytes | None:
         """`FlowTable.local_host` of the whole capture (the address in the most flows), from the columns."""
@@ -635,14 +642,16 @@ class FastTable:
         return out
 
     def _sorted_samples(self) -> list[np.ndarray]:
-        """All kept samples as columns (gid, frame, ts, side, seq, src, length), by flow then frame."""
-        if not self.samples:
-            return [np.zeros(0, np.int64)] * 7
-        parts = [np.concatenate(p) for p in zip(*self.samples, strict=True)]
-        self.samples = []
-        order = np.lexsort((parts[1], parts[0]))
-        for k in range(len(parts)):
-            parts[k] = parts[k][order]
+        """All kept samples as columns (gid, frame, ts, side, seq, src, length), by flow then frame. Each column
+        is joined and sorted in turn while its chunks are let go: the copies of one column at a time."""
+        chunks, self.samples = self.samples, [[] for _ in SAMPLE_DTYPES]
+        if not chunks[0]:
+            return [np.zeros(0, dtype) for dtype in SAMPLE_DTYPES]
+        order = np.lexsort((np.concatenate(chunks[1]), np.concatenate(chunks[0])))
+        parts = []
+        for k in range(len(chunks)):
+            parts.append(np.concatenate(chunks[k])[order])
+            chunks[k] = []
         return parts
 
     def _columns(self, ids: np.ndarray, sampled: list[np.ndarray], bounds: np.ndarray, fd: int) -> FlowColumns:
@@ -767,6 +776,7 @@ def read_flows(path: str | Path, stats: CaptureStats | None = None, capture_id: 
         return FlowBatches(table.unsampled, table.local_host(), [part])
     fd = handle.fileno()
     parts = [partial(fast.table, fd)] if whole else fast.batch_parts(fd)
+    give_back()  # the reader's freed temporaries
     return FlowBatches(fast.unsampled, fast.host(), parts, handle.close)
 
 

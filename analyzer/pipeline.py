@@ -14,6 +14,7 @@ from analyzer import flows as flowmod
 from analyzer.capture import CaptureStats
 from analyzer.geo import GeoLookup
 from analyzer.jurisdiction import Policy, apply_verdicts
+from analyzer.memory import give_back
 from analyzer.protocols.sip import link_media
 from analyzer.vendors import attribute_rows
 
@@ -82,6 +83,7 @@ def capture_columns(path: str | Path, local: str | None = None, progress: Progre
             del chunk
     finally:
         batches.close()
+    give_back()  # the batches' payloads and temporaries
     cols = _dedupe_revealed(cols)
     if any("sdp_media" in d for d in cols["details"] if d):  # SDP-announced (address, port) -> the call's
         rows = [dict(zip(cols, values, strict=True)) for values in zip(*cols.values(), strict=True)]
