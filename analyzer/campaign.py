@@ -55,7 +55,7 @@ def _per_capture(df: pd.DataFrame, captures: list[str], checked: bool) -> list[d
     for path in captures:
         g = groups.get(path, df.iloc[0:0])
         public = g[g["resp_scope"] == "public"]
-        verdicts = set(g["verdict"].dropna())
+        verdicts = set(g["verdict"].dropna().unique())  # not per element: 0.07 s on 100k arrow strings
         verdict = next((v for v in CAPTURE_VERDICT_ORDER if v in verdicts), "ok" if checked else "unchecked")
         if verdict == "unchecked" and checked:
             verdict = "ok"

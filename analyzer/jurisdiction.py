@@ -248,21 +248,23 @@ def apply_verdicts(flows: pd.DataFrame, policy: Policy | None) -> pd.DataFrame:
                "key_exchange": flows["key_exchange"] if "key_exchange" in flows.columns else None}
     for _, column in _OPTIONAL:
         columns[column] = flows[column] if column in flows.columns else None
-    keys = pd.DataFrame(columns, index=flows.index).astype(object)
-    keys = keys.where(keys.notna(), None)
+    keys = pd.DataFrame(columns, index=flows.index)
     if keys.empty:
         out["verdict"] = pd.Series(dtype=object)
         out["reason"] = pd.Series(dtype=object)
         return out
-    judged: dict[tuple, tuple[str, str | None]] = {}
-    verdicts, reasons = [], []
-    for row in keys.itertuples(index=False, name=None):
-        result = judged.get(row)
-        if result is None:
-            scope, cc, kx, *rest = row
-            result = judged[row] = judge(policy, scope, cc, kx, **dict(zip([n for n, _ in _OPTIONAL], rest)))
-        verdicts.append(result[0])
-        reasons.append(result[1])
-    out["verdict"] = np.array(verdicts, dtype=object)
-    out["reason"] = np.array(reasons, dtype=object)
+    # rows with equal values in every judged column (missing values all alike) form one group, numbered
+    # in order of appearance; each group is judged on its first row
+    group = np.zeros(len(keys), dtype=np.int64)
+    for column in keys.columns:
+        codes, uniques = pd.factorize(keys[column])  # missing: -1
+        group = pd.factorize(group * (len(uniques) + 1) + codes + 1)[0]
+    _, first = np.unique(group, return_index=True)
+    firsts = keys.iloc[first].astype(object)
+    firsts = firsts.where(firsts.notna(), None)
+    names = [n for n, _ in _OPTIONAL]
+    judged = [judge(policy, scope, cc, kx, **dict(zip(names, rest)))
+              for scope, cc, kx, *rest in firsts.itertuples(index=False, name=None)]
+    out["verdict"] = np.array([verdict for verdict, _ in judged], dtype=object)[group]
+    out["reason"] = np.array([reason for _, reason in judged], dtype=object)[group]
     return out

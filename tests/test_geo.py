@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import random
 from pathlib import Path
 
 import pytest
@@ -16,8 +18,15 @@ from analyzer.geo import (
     GeoInfo,
     GeoLookup,
     SearchPath,
+    _is_local_addr,
+    _is_local_fast,
+    _listed_anycast,
+    _local_runs,
+    _parse,
+    anycast_list,
     discover,
     is_local,
+    normalize,
 )
 
 TEST_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "geoip-test-data"
@@ -426,3 +435,77 @@ def test_freshness_with_injected_today(tmp_path: Path) -> None:
     assert warning.startswith("GeoIP database dbip-country.mmdb was built 2026-06-01, 177 days ago")
     assert geo.databases[0].as_dict()["stale"] is True
     geo.close()
+
+
+# --- fast paths: the same answers as the slow ones ------------------------------------------------
+
+
+def _probes(edges: list[int], bits: int, seed: int) -> list[int]:
+    """Every run edge, the address before it, and random addresses."""
+    rnd = random.Random(seed)
+    probes = {e + d for e in edges for d in (-1, 0, 1)} | {rnd.getrandbits(bits) for _ in range(3000)}
+    return sorted(p for p in probes if 0 <= p < 1 << bits)
+
+
+@pytest.mark.parametrize(("version", "bits"), [(4, 32), (6, 128)])
+def test_local_runs_answer_as_the_scope_properties(version: int, bits: int) -> None:
+    runs = _local_runs(version)
+    assert runs is not None
+    make = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
+    for ip in _probes(runs[0], bits, version):
+        addr = normalize(make(ip))
+        assert _is_local_fast(addr) == _is_local_addr(addr), addr
+
+
+@pytest.mark.parametrize(("version", "bits"), [(4, 32), (6, 128)])
+def test_listed_anycast_by_runs_names_the_first_listed_prefix(version: int, bits: int) -> None:
+    nets = [n for n in anycast_list()[0] if n.version == version]
+    edges = sorted({int(n.network_address) for n in nets} | {int(n.broadcast_address) + 1 for n in nets})
+    make = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
+    for ip in _probes(edges, bits, version + 10):
+        addr = make(ip)
+        first = next((f"anycast.toml prefix {n}" for n in nets if addr in n), None)
+        assert _listed_anycast(addr, None) == first, addr
+
+
+@pytest.mark.parametrize("text", ["8.8.8.8", " 8.8.8.8\n", "0.0.0.0", "2001:db8::1", "2001:DB8::1", "2001:db8:0:0::1",
+                                  "::ffff:1.2.3.4", "::1.2.3.4", "::", "fe80::1%eth0"])
+def test_parse_answers_as_ipaddress(text: str) -> None:
+    parsed = _parse(text)
+    assert (parsed, str(parsed), type(parsed)) == (ipaddress.ip_address(text.strip()),
+                                                   str(ipaddress.ip_address(text.strip())),
+                                                   type(ipaddress.ip_address(text.strip())))
+
+
+@pytest.mark.parametrize("bad", ["01.2.3.4", "1.2.3", "1.2.3.4/32", "1:2:3:4:5:6:7:8:9", "1.2.3.4\x00", "１.２.３.４"])
+def test_parse_rejects_what_ipaddress_rejects(bad: str) -> None:
+    with pytest.raises(CallauditError):
+        _parse(bad)
+
+
+class _Records:
+    """A stand-in reader: records by address text, with value types mmdb-writer would merge."""
+
+    def __init__(self, records: dict[str, dict]) -> None:
+        self.records = records
+
+    def get(self, addr: object) -> dict | None:
+        return self.records.get(str(addr))
+
+    def close(self) -> None:
+        pass
+
+
+def test_addresses_of_one_record_share_one_answer_and_each_counts(tmp_path: Path) -> None:
+    path = write_mmdb(tmp_path / "c.mmdb", "cc", {"1.2.3.0/24": {"country_code": "FR"}})
+    with GeoLookup([path], embedded=False) as geo:
+        first, second = geo.lookup("1.2.3.4"), geo.lookup("1.2.3.5")
+        assert first is second and first.cc == "FR"
+        assert geo.usage() == {str(path): 2}
+        source = geo._sources[0]
+        source._raw.close()
+        source._raw = _Records({"1.2.4.1": {"country_code": "DE", "asn": 64500},
+                                "1.2.4.2": {"country_code": "DE", "asn": 64500.0},  # equal, but not read alike
+                                "1.2.4.3": {"country_code": "DE", "asn": 64500}})
+        assert [geo.lookup(f"1.2.4.{i}").asn for i in (1, 2, 3)] == [64500, None, 64500]
+        assert geo.usage() == {str(path): 5}

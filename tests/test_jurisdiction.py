@@ -213,6 +213,30 @@ def test_apply_verdicts_matches_judge_row_by_row() -> None:
         assert expected[1] == (None if pd.isna(reason) else reason)
 
 
+def test_apply_verdicts_groups_rows_like_judging_each() -> None:
+    """Equal judged values (missing ones all alike: None, NaN, pd.NA) share one judgement."""
+    n = 12
+    table = pd.DataFrame({
+        "resp_scope": ["public"] * (n - 1) + ["local"],
+        "resp_cc": pd.Series(["US", "CN", None, np.nan, "DE", "US", "US", "DE", "CN", "US", pd.NA, "US"], dtype=object),
+        "key_exchange": ["tls", None, None, "tls", "quic", None, "tls", "tls", None, None, "tls", None],
+        "resp_registered_cc": ["US", None, "FR", None, "DE", "CN", "US", "DE", None, np.nan, None, None],
+        "_anycast_source": [None] * 5 + ["anycast.toml AS13335"] + [None] * 6,
+        "_geo_disagreement": [None] * 6 + ["DB-IP says US, X says CA"] + [None] * 5,
+        "location_check": ["unknown"] * 7 + ["impossible"] + [None] * 4,
+        "location_reason": ["r"] * 7 + ["too far"] + [None] * 4,
+    }, index=range(100, 100 + n))
+    p = Policy(expected=frozenset({"US", "DE"}), key_exchange=frozenset({"US"}), deny=frozenset({"CN"}),
+               source="t", require_registered=True)
+    out = apply_verdicts(table, p)
+    for (_, r), verdict, reason in zip(table.iterrows(), out["verdict"], out["reason"], strict=True):
+        def v(x):
+            return None if pd.isna(x) else x
+        assert (verdict, v(reason)) == judge(p, r.resp_scope, v(r.resp_cc), v(r.key_exchange), v(r.resp_registered_cc),
+                                             v(r._anycast_source), v(r._geo_disagreement), v(r.location_check),
+                                             v(r.location_reason))
+
+
 def test_apply_verdicts_without_policy_or_rows_or_key_exchange_column() -> None:
     assert set(apply_verdicts(flows(), None)["verdict"]) == {"unchecked"}
     empty = apply_verdicts(flows().iloc[0:0], policy())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,7 @@ from analyzer.errors import CallauditError
 from analyzer.jurisdiction import policy_from_expect
 from analyzer.location import (
     Place,
+    _capture_host,
     handshake_rtt,
     judge_location,
     min_distance_km,
@@ -197,3 +199,16 @@ def test_parse_vantage(geo) -> None:
                          ("nowhere", "country code, lat,lon, or a public IP")):
         with pytest.raises(CallauditError, match=message):
             parse_vantage(bad, geo)
+
+
+@pytest.mark.parametrize(("orig", "resp"), [
+    (["a", "b", "b", None], ["c", "a", None, "c"]),  # a tie: the first seen in orig_h, then resp_h
+    (["x", "y"], ["y", "x"]),
+    ([None, None], [None, "z"]),
+    ([None], [None]),
+    ([], []),
+])
+def test_capture_host_is_the_busiest_address_first_seen(orig: list, resp: list) -> None:
+    df = pd.DataFrame({"orig_h": pd.Series(orig, dtype="str"), "resp_h": pd.Series(resp, dtype="str")})
+    seen = Counter(df["orig_h"].dropna().tolist()) + Counter(df["resp_h"].dropna().tolist())
+    assert _capture_host(df) == (seen.most_common(1)[0][0] if seen else None)

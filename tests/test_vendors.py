@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from analyzer.vendors import attribute, attribute_rows
+from analyzer.vendors import Rules, attribute, attribute_columns, attribute_rows, rules, strong, weak
 from tests.conftest import CAPTURES
 
 
@@ -83,3 +83,38 @@ def test_turn_realm_names_the_vendor_of_signal_relays():
     relays = flows[flows["resp_h"].isin(["35.158.183.167", "35.158.122.211"]) & (flows["resp_pkts"] > 0)]
     assert len(relays) and set(relays["vendor"]) == {"signal"}
     assert set(relays["vendor_evidence"]) == {"STUN realm signal.org"}
+
+
+def test_domain_by_labels_is_the_longest_listed_suffix() -> None:
+    r = rules()
+    names = [s for s, _ in r.domains] + [f"a.b.{s}" for s, _ in r.domains] + [f"x{s}" for s, _ in r.domains]
+    names += ["", "us", "zoom.us.example.com", "a..zoom.us", ".zoom.us"]
+    for name in names:
+        expected = next(((s, v) for s, v in r.domains if name == s or name.endswith("." + s)), None)
+        assert r.domain(name) == expected, name
+    listed_twice = Rules((("zoom.us", "first"), ("zoom.us", "second"), ("us", "short")), (), {}, {}, {}, {}, (), ())
+    assert listed_twice.domain("a.zoom.us") == ("zoom.us", "first")
+    assert listed_twice.domain("example.us") == ("us", "short")
+
+
+def test_attribute_columns_match_row_by_row() -> None:
+    """Judged once per distinct value, each row still gets what strong() then weak() give it."""
+    na = float("nan")
+    rows = [row(capture=cap, server_name=name, server_name_source=source, resp_asn=asn, proto=proto, resp_p=port,
+                details=details)
+            for cap in ("a", "b")
+            for name, source in ((None, None), ("zoom.us", "sni"), ("zoom.us", None), ("x.zoom.us.", "dns"))
+            for asn in (None, na, 8075, 8075.0, "8075")
+            for proto, port in (("udp", 3479), ("udp", 3479.0), ("tcp", 3479), ("udp", None), ("udp", na))
+            for details in ({}, None, {"stun_attributes": [0x8070]}, {"realm": "signal.org"}, {"tls_version": 1})]
+    rows += [row(capture="c", resp_asn=8075), row(capture="c", resp_p=3480)]
+    first = [strong(r) for r in rows]
+    context: dict = {}
+    for r, (vendor, _) in zip(rows, first, strict=True):
+        if vendor:
+            context.setdefault(r["capture"], set()).add(vendor)
+    expected = [hit if hit[0] else weak(r, context.get(r["capture"], set())) for r, hit in zip(rows, first, strict=True)]
+    assert attribute_rows(rows) == expected
+    keys = ("capture", "server_name", "server_name_source", "resp_asn", "proto", "resp_p", "details")
+    assert attribute_columns(*([r[k] for r in rows] for k in keys)) == expected
+    assert "udp port 3479.0" in {e for _, e in expected}  # the value as given, not one equal to it
