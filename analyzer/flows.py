@@ -240,10 +240,15 @@ def _split(raw: bytes) -> tuple[int, int, int]:
 
 def _addresses(fam: np.ndarray, hi: np.ndarray, lo: np.ndarray, raw: bool = False) -> list:
     """Text (or raw bytes) of each (family, high, low) address; each distinct address converted once."""
-    key = np.stack([fam.astype(np.uint64), hi, lo], axis=1) if len(fam) else np.zeros((0, 3), np.uint64)
-    uniq, inv = np.unique(key, axis=0, return_inverse=True)
+    if len(fam) and (fam == 4).all():  # IPv4 only: the low bits are the address
+        low_uniq, inv = np.unique(lo, return_inverse=True)
+        uniq = [(4, 0, low) for low in low_uniq.tolist()]
+    else:
+        key = np.stack([fam.astype(np.uint64), hi, lo], axis=1) if len(fam) else np.zeros((0, 3), np.uint64)
+        uniq, inv = np.unique(key, axis=0, return_inverse=True)
+        uniq = uniq.tolist()
     out = []
-    for f, h, low in uniq.tolist():
+    for f, h, low in uniq:
         b = low.to_bytes(4, "big") if f == 4 else h.to_bytes(8, "big") + low.to_bytes(8, "big")
         out.append(b if raw else addr_str(b))
     return [out[i] for i in inv.reshape(-1).tolist()]

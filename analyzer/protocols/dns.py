@@ -8,6 +8,7 @@ import struct
 from analyzer.protocols import Facts, FlowView
 
 PORTS = frozenset({53, 5353, 5355})
+HINT_PORTS = PORTS  # `client_hint` says nothing unless a port is one of these
 MAX_CHAIN = 16  # CNAME hops followed before a chain is treated as a loop
 
 

@@ -18,6 +18,7 @@ from collections import Counter
 from analyzer.protocols import Facts, FlowView, frame_at
 
 PORTS = frozenset({5060, 5080})
+HINT_PORTS = PORTS  # `client_hint` says nothing unless a port is one of these
 METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "PRACK", "SUBSCRIBE", "NOTIFY",
                      "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"})
 COMPACT = {"i": "call-id", "f": "from", "t": "to", "l": "content-length", "c": "content-type", "m": "contact"}

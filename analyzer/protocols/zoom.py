@@ -19,6 +19,7 @@ from analyzer.protocols.rtp import parse_rtcp, parse_rtp
 
 SERVER_PORTS = range(8801, 8811)
 STUN_PORTS = frozenset({3478, 3479})
+HINT_PORTS = STUN_PORTS | frozenset(SERVER_PORTS)  # `client_hint` says nothing on other ports
 OUTER_MEDIA = 0x05
 INNER_OFFSETS = (8, 1)  # where the inner header starts after the 0x05 byte: current clients, older clients
 MEDIA = {0x0F: "audio", 0x10: "video", 0x0D: "screen", 0x1E: "screen", 0x21: "rtcp", 0x22: "rtcp", 0x23: "rtcp"}
