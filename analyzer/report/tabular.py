@@ -6,11 +6,13 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterator
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from collections.abc import Callable, Iterator
+from itertools import chain, repeat
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import TextIO
 
 import pandas as pd
+from pandas.api.extensions import ExtensionArray, ExtensionDtype
 
 from analyzer import __version__
 from analyzer.pipeline import SCHEMA, Audit
@@ -35,13 +37,26 @@ def _clean(value: object) -> object:
 CHUNK_ROWS = 4096  # flows converted at a time: bounds the per-cell strings of a big report
 
 
-def _column_chunks(df: pd.DataFrame) -> Iterator[tuple[list[bool], list[list]]]:
-    """The flows CHUNK_ROWS at a time, column by column as Python values (`tolist`: numbers are Python
-    numbers), with which columns are numeric. Column-wise access avoids a dict per row."""
-    numeric = [pd.api.types.is_numeric_dtype(t) for t in df.dtypes]
+def _column_chunks(df: pd.DataFrame, column: Callable[[list, bool], list], missing: object) -> Iterator[list[list]]:
+    """The flows CHUNK_ROWS at a time, column by column: `column(values, numeric)` of the Python values
+    (`tolist`: numbers are Python numbers). Text, integer and boolean extension columns are factorised in
+    C, so `column` sees each distinct value of the chunk once, and their missing cells are `missing`."""
+    series = [df.iloc[:, i] for i in range(df.shape[1])]
+    numeric = [pd.api.types.is_numeric_dtype(s.dtype) for s in series]
+    factorise = [isinstance(s.dtype, pd.StringDtype) or (isinstance(s.dtype, ExtensionDtype) and s.dtype.kind in "iub")
+                 for s in series]  # not floats: 0.0 and -0.0 are one value to factorize
     for start in range(0, len(df), CHUNK_ROWS):
-        part = df.iloc[start:start + CHUNK_ROWS]
-        yield numeric, [part.iloc[:, i].tolist() for i in range(part.shape[1])]
+        stop = start + CHUNK_ROWS
+        yield [_factorised(s.array[start:stop], column, n, missing) if f else column(s.iloc[start:stop].tolist(), n)
+               for s, n, f in zip(series, numeric, factorise, strict=True)]
+
+
+def _factorised(values: ExtensionArray, column: Callable[[list, bool], list], numeric: bool,
+                missing: object) -> list:
+    """`column` of the distinct values, spread back over the cells by their codes (no object per cell)."""
+    codes, distinct = values.factorize()  # code -1: missing, the last item of `made`
+    made = [*column(distinct.tolist(), numeric), missing]
+    return list(map(made.__getitem__, codes.tolist()))
 
 
 def _clean_column(values: list, numeric: bool) -> list:
@@ -55,9 +70,8 @@ def flow_records(audit: Audit) -> list[dict]:
     """One dict per flow with JSON-safe values (what `_clean` makes of `to_dict(orient="records")`)."""
     cols = list(audit.flows.columns)
     out = []
-    for numeric, columns in _column_chunks(audit.flows):
-        cleaned = [_clean_column(c, n) for c, n in zip(columns, numeric, strict=True)]
-        out += [dict(zip(cols, values, strict=True)) for values in zip(*cleaned, strict=True)]
+    for columns in _column_chunks(audit.flows, _clean_column, None):
+        out += [dict(zip(cols, values, strict=True)) for values in zip(*columns, strict=True)]
     return out
 
 
@@ -130,8 +144,13 @@ def _json_cell(value: object, indent: str) -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "null"
     if isinstance(value, list | tuple):
+        if not value:
+            return "[]"
         inner = indent + "  "
-        return ("[" + inner + ("," + inner).join([_json_cell(v, inner) for v in value]) + indent + "]") if value else "[]"
+        kinds = set(map(type, value))  # lists of frame numbers or of names: items mapped in C
+        items = (map(int.__repr__, value) if kinds == {int} else map(encode_basestring, value) if kinds == {str}
+                 else [_json_cell(v, inner) for v in value])
+        return "[" + inner + ("," + inner).join(items) + indent + "]"
     if hasattr(value, "item") and not isinstance(value, str):
         return _raw(value.item(), indent)  # type: ignore[attr-defined]
     return _raw(value, indent)
@@ -148,19 +167,86 @@ def _numeric_text(value: object) -> str:
     return _raw(value, _CELL_INDENT)
 
 
+_FLOAT_WORDS = {"nan": "null", "inf": "Infinity", "-inf": "-Infinity"}  # the reprs JSON spells otherwise
+
+
 def _encode_column(values: list, numeric: bool) -> list[str]:
+    """The JSON text of each cell of a column, mapped in C over columns of one common type."""
     if numeric:
-        # a numeric column holds one type: when it is int or float, with no NA, NaN or infinity, the
-        # text of every cell is its repr (mapped in C); anything else goes cell by cell
-        fast = {int: int.__repr__, float: float.__repr__}.get(type(values[0])) if values else None
-        if fast is not None:
-            try:
-                text = list(map(fast, values))
-            except TypeError:  # pd.NA among them
-                text = None
-            if text is not None and "nan" not in text and "inf" not in text and "-inf" not in text:
-                return text
+        kinds = set(map(type, values))
+        if kinds == {int}:
+            return list(map(int.__repr__, values))
+        if kinds == {float}:
+            text = list(map(float.__repr__, values))
+            return list(map(_FLOAT_WORDS.get, text, text))
         return [int.__repr__(v) if type(v) is int else _numeric_text(v) for v in values]
+    return _encode_objects(values)
+
+
+_SCALARS = frozenset({str, type(None), bool, int, float})
+
+
+def _own_keys(values: list, kinds: set[type]) -> bool:
+    """Whether equal values of the column always have the same text, so values can key their texts: not
+    when unhashable, nor when 1, 1.0 and True, or 0.0 and -0.0, could meet (NaNs are each their own key)."""
+    return kinds <= _SCALARS and len(kinds & {bool, int, float}) <= 1 and not (float in kinds and 0.0 in values)
+
+
+def _unserialisable(value: object) -> object:
+    raise TypeError(type(value).__name__)
+
+
+def _compact(values: list, sort_keys: bool = False) -> list[str] | None:
+    """Each value as compact JSON, encoded in C; None if one is not JSON-native (numpy scalars, pd.NA).
+    Equal texts mean equal structure, types and scalars: an exact key for whatever is made of the value."""
+    if c_make_encoder is None:
+        return None
+    encode = c_make_encoder({}, _unserialisable, encode_basestring, None, ": ", ", ", sort_keys, False, True)
+    try:
+        return list(map("".join, map(encode, values, repeat(0))))
+    except (TypeError, ValueError, RecursionError):  # the slow path raises or copes the way it always did
+        return None
+
+
+def _memoised(keys: list, values: list, make: Callable[[object], object]) -> list:
+    """`make(value)` for each value, computed once per distinct key (cells repeat: geo per address, ...)."""
+    made = {k: make(v) for k, v in dict(zip(keys, values, strict=True)).items()}
+    return list(map(made.__getitem__, keys))
+
+
+def _json_object(value: object) -> str:
+    return _json_cell(value, _CELL_INDENT)
+
+
+_FLAT = {int: int.__repr__, str: encode_basestring}  # list items whose text needs no cleaning or nesting
+
+
+def _flat_lists(values: list) -> list[str] | None:
+    """A column of lists of ints only (frame numbers) or of str only, encoded in C; else None."""
+    kinds = set(map(type, chain.from_iterable(values)))
+    if not kinds:
+        return ["[]"] * len(values)
+    encode = _FLAT.get(kinds.pop()) if len(kinds) == 1 else None
+    if encode is None:
+        return None
+    inner = _CELL_INDENT + "  "
+    text = list(map(f"[{inner}{{}}{_CELL_INDENT}]".format, map(f",{inner}".join, map(map, repeat(encode), values))))
+    empty = f"[{inner}{_CELL_INDENT}]"  # what an empty list among them became
+    return list(map({empty: "[]"}.get, text, text))
+
+
+def _encode_objects(values: list) -> list[str]:
+    """`_json_cell` of each value: mapped in C over text and flat lists, else once per distinct value."""
+    kinds = set(map(type, values))
+    if kinds == {str}:
+        return list(map(encode_basestring, values))
+    if kinds == {list} and (text := _flat_lists(values)) is not None:
+        return text
+    if _own_keys(values, kinds):
+        return _memoised(values, values, _json_object)
+    keys = _compact(values)
+    if keys is not None:
+        return _memoised(keys, values, _json_object)
     return [encode_basestring(v) if type(v) is str else _json_cell(v, _CELL_INDENT) for v in values]
 
 
@@ -178,12 +264,22 @@ def write_json(audit: Audit, out: TextIO) -> None:
     elif not cols:
         out.write("[\n" + ",\n".join(["    {}"] * len(audit.flows)) + "\n  ]")
     else:
-        row = "    {\n" + ",\n".join(f"      {_key(c).replace('%', '%%')}: %s" for c in cols) + "\n    }"
-        sep = "[\n"
-        for numeric, columns in _column_chunks(audit.flows):
-            text = [_encode_column(c, n) for c, n in zip(columns, numeric, strict=True)]
-            out.write(sep + ",\n".join([row % values for values in zip(*text, strict=True)]))
-            sep = ",\n"
+        # a row is ",\n    {", key and cell per column, "\n    }": the pieces of a chunk's rows are laid out
+        # in one list by strided slice assignment and joined; the very first row's comma becomes "["
+        keys = [f",\n      {_key(c)}: " for c in cols]
+        keys[0] = ",\n    {" + keys[0][1:]
+        width = 2 * len(cols) + 1
+        first = True
+        for columns in _column_chunks(audit.flows, _encode_column, "null"):
+            rows = len(columns[0])
+            pieces: list = [None] * (rows * width)
+            for i, (key, column) in enumerate(zip(keys, columns, strict=True)):
+                pieces[2 * i::width] = [key] * rows
+                pieces[2 * i + 1::width] = column
+            pieces[width - 1::width] = ["\n    }"] * rows
+            text = "".join(pieces)
+            out.write("[" + text[1:] if first else text)
+            first = False
         out.write("\n  ]")
     out.write(tail + "\n")
 
@@ -200,6 +296,31 @@ def _cell(value: object) -> object:
     if isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False, sort_keys=True) if value else ""
     return "" if value is None else value
+
+
+def _csv_text(value: object) -> object:
+    return csv_cell(_cell(_clean(value)))
+
+
+def _csv_column(values: list, numeric: bool) -> list:
+    """`csv_cell(_cell(...))` of the cleaned column, made once per distinct cell where that is exact."""
+    kinds = set(map(type, values))
+    if numeric:
+        if kinds <= {int, bool} or (kinds == {float} and not any(map(math.isnan, values))):
+            return values  # the csv module writes numbers as `csv_cell(_cell(v))` would leave them
+        return [csv_cell(_cell(v)) for v in _clean_column(values, True)]
+    if kinds == {str}:
+        return list(map(csv_cell, values))
+    if _own_keys(values, kinds):
+        return _memoised(values, values, _csv_text)
+    if kinds <= {dict, type(None)}:
+        keys = _compact(values, sort_keys=True)  # = `_cell(v)`, except "{}" and "null" for "" ("" below)
+        if keys is not None:
+            return _memoised(keys, keys, lambda k: csv_cell(k) if k not in ("{}", "null") else "")
+    if kinds == {list} and set(map(type, chain.from_iterable(values))) <= {int, str}:
+        texts = list(map(" ".join, map(map, repeat(str), values)))  # `_cell`: nothing to clean inside
+        return _memoised(texts, texts, csv_cell)
+    return [csv_cell(_cell(v)) for v in _clean_column(values, False)]
 
 
 def accounting_lines(audit: Audit) -> list[str]:
@@ -223,9 +344,8 @@ def write_csv(audit: Audit, out: TextIO) -> None:
     out.writelines(f"# {line}\r\n" for line in accounting_lines(audit))
     writer = csv.writer(out)
     writer.writerow(list(audit.flows.columns))
-    for numeric, columns in _column_chunks(audit.flows):
-        cells = [[csv_cell(_cell(v)) for v in _clean_column(c, n)] for c, n in zip(columns, numeric, strict=True)]
-        writer.writerows(zip(*cells, strict=True))
+    for columns in _column_chunks(audit.flows, _csv_column, ""):
+        writer.writerows(zip(*columns, strict=True))
 
 
 def to_csv(audit: Audit) -> str:
