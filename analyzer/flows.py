@@ -299,6 +299,9 @@ def make_uids(capture: str, protos: list[str], origs: list[tuple[str, int]], res
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # the two digits of r < 3844, r % 62 first, as ASCII codes
 _PAIR_CODES = np.array([[ord(lo), ord(hi)] for hi in _ALPHABET for lo in _ALPHABET], np.uint8)
+NUMBER_KEYS = frozenset({"orig_p", "resp_p", "first_frame", "first_ts", "last_ts", "duration", "orig_pkts",
+                         "resp_pkts", "orig_bytes", "resp_bytes", "orig_ip_bytes", "resp_ip_bytes"})
+FLOAT_KEYS = frozenset({"first_ts", "last_ts", "duration"})
 FLOW_KEYS = ("uid", "proto", "orig_h", "orig_p", "resp_h", "resp_p", "first_frame", "first_ts", "last_ts",
              "duration", "orig_pkts", "resp_pkts", "orig_bytes", "resp_bytes", "orig_ip_bytes", "resp_ip_bytes",
              "tcp_rtt_ms", "role_evidence")
@@ -306,12 +309,14 @@ FLOW_KEYS = ("uid", "proto", "orig_h", "orig_p", "resp_h", "resp_p", "first_fram
 
 def finish_columns(fc: FlowColumns, capture_id: str, local: str | None,
                    host: bytes | None) -> tuple[dict[str, list], list[list[Sample]]]:
-    """Decide roles of a batch of flows: their FLOW_KEYS as columns, and each flow's samples with
-    `from_orig` set. `host`: the capture's own host, used when `local` is not given."""
+    """Decide roles of a batch of flows: their FLOW_KEYS as columns (numbers as numpy arrays, NUMBER_KEYS),
+    and each flow's samples with `from_orig` set. `host`: the capture's own host, used when `local` is not
+    given."""
     local_raw = socket.inet_pton(socket.AF_INET6 if ":" in local else socket.AF_INET, local) if local else host
     n = len(fc.proto)
     if n == 0:
-        return {k: [] for k in FLOW_KEYS}, []
+        return {k: np.zeros(0, np.float64 if k in FLOAT_KEYS else np.int64) if k in NUMBER_KEYS else []
+                for k in FLOW_KEYS}, []
     o = np.where(fc.syn_from >= 0, fc.syn_from, np.where(fc.synack_from >= 0, 1 - fc.synack_from, -1))
     how = ["tcp-syn" if s >= 0 else "tcp-synack" for s in fc.syn_from.tolist()]
     frame, ts, side, seq = fc.frame.tolist(), fc.ts.tolist(), fc.side.tolist(), fc.seq.tolist()
@@ -336,18 +341,20 @@ def finish_columns(fc: FlowColumns, capture_id: str, local: str | None,
     first = o == 0
     orig_h = [x if f else y for x, y, f in zip(a, b, first.tolist(), strict=True)]
     resp_h = [y if f else x for x, y, f in zip(a, b, first.tolist(), strict=True)]
-    orig_p, resp_p = np.where(first, fc.ap, fc.bp).tolist(), np.where(first, fc.bp, fc.ap).tolist()
+    orig_p, resp_p = np.where(first, fc.ap, fc.bp), np.where(first, fc.bp, fc.ap)
     proto = ["tcp" if p == 6 else "udp" for p in fc.proto.tolist()]
-    first_frame, first_ts, last_ts = fc.first_frame.tolist(), fc.first_ts.tolist(), fc.last_ts.tolist()
-    cols: dict[str, list] = {
-        "uid": make_uids(capture_id, proto, list(zip(orig_h, orig_p)), list(zip(resp_h, resp_p)), first_frame),
+    first_ts, last_ts = fc.first_ts.tolist(), fc.last_ts.tolist()
+    cols: dict[str, list | np.ndarray] = {
+        "uid": make_uids(capture_id, proto, list(zip(orig_h, orig_p.tolist())), list(zip(resp_h, resp_p.tolist())),
+                         fc.first_frame.tolist()),
         "proto": proto, "orig_h": orig_h, "orig_p": orig_p, "resp_h": resp_h, "resp_p": resp_p,
-        "first_frame": first_frame, "first_ts": first_ts, "last_ts": last_ts,
-        "duration": [round(z - f, 6) for f, z in zip(first_ts, last_ts, strict=True)],
+        "first_frame": fc.first_frame.copy(), "first_ts": fc.first_ts.copy(), "last_ts": fc.last_ts.copy(),
+        # Python's correctly rounded round(), not numpy's
+        "duration": np.array([round(z - f, 6) for f, z in zip(first_ts, last_ts, strict=True)], np.float64),
     }
     rows = np.arange(n)
     for name, col in (("pkts", fc.pkts), ("bytes", fc.bytes), ("ip_bytes", fc.ip_bytes)):
-        cols[f"orig_{name}"], cols[f"resp_{name}"] = col[rows, o].tolist(), col[rows, 1 - o].tolist()
+        cols[f"orig_{name}"], cols[f"resp_{name}"] = col[rows, o], col[rows, 1 - o]
     timed = (fc.syn_from >= 0) & (fc.synack_from >= 0) & (fc.synack_ts >= fc.syn_ts)
     rtt = [None] * n
     for i, syn, sak in zip(np.flatnonzero(timed).tolist(), fc.syn_ts[timed].tolist(), fc.synack_ts[timed].tolist(),
@@ -363,5 +370,6 @@ def finish(table: FlowTable, capture_id: str, local: str | None = None,
     own host when `table` holds only some of its flows (default: `table.local_host()`)."""
     cols, samples = finish_columns(FlowColumns.from_table(table), capture_id, local,
                                    host if host is not None else table.local_host())
-    fields = [cols[k] for k in FLOW_KEYS if k != "duration"]  # FlowRecord's order, after uid and capture
+    fields = [c.tolist() if isinstance(c := cols[k], np.ndarray) else c  # FlowRecord's order, after uid and capture
+              for k in FLOW_KEYS if k != "duration"]
     return [FlowRecord(row[0], capture_id, *row[1:], s) for *row, s in zip(*fields, samples, strict=True)]

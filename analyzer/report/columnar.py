@@ -19,7 +19,7 @@ from analyzer import __version__, campaign
 from analyzer.capture import CaptureStats
 from analyzer.errors import CallauditError
 from analyzer.jurisdiction import Policy
-from analyzer.pipeline import SCHEMA, Audit, summarize
+from analyzer.pipeline import SCHEMA, STRING_STORAGE, Audit, summarize
 from analyzer.report.tabular import ATTRIBUTION, flow_records
 
 META_KEY = b"callaudit"
@@ -91,7 +91,8 @@ def write_parquet(audit: Audit, path: Path) -> None:
 
 
 def _flows(table: pa.Table, meta: dict) -> pd.DataFrame:
-    df = table.to_pandas()
+    with pd.option_context("mode.string_storage", STRING_STORAGE):  # text stored as `analyze` stores it
+        df = table.to_pandas()
     lists = meta.get("list_columns", list(LIST_COLUMNS))
     dicts = meta.get("json_columns", list(JSON_COLUMNS))
     for col in lists:

@@ -11,7 +11,7 @@ import pytest
 
 from analyzer.errors import CallauditError
 from analyzer.jurisdiction import policy_from_expect
-from analyzer.pipeline import analyze
+from analyzer.pipeline import STRING_STORAGE, analyze
 from analyzer.report import columnar
 from tests.conftest import SAMPLES
 
@@ -26,7 +26,8 @@ def samples(geo):
 def normalised(df: pd.DataFrame, path) -> pd.DataFrame:
     """What `pd.read_parquet` gives, in the pipeline's types, using the schema metadata (README: Parquet):
     Arrow lists arrive as numpy arrays (-> lists); `json_columns` are JSON text (-> dicts); columns that
-    were Python objects (`dtypes` says "object") arrive as typed columns (-> objects, None for missing)."""
+    were Python objects (`dtypes` says "object") arrive as typed columns (-> objects, None for missing);
+    text arrives in Arrow storage (-> STRING_STORAGE)."""
     meta = json.loads(pq.read_schema(path).metadata[b"callaudit"])
     df = df.copy()
     for col in meta["list_columns"]:
@@ -40,6 +41,11 @@ def normalised(df: pd.DataFrame, path) -> pd.DataFrame:
     ]
     for col in rest:
         df[col] = df[col].astype(object).where(df[col].notna(), None)
+    text = pd.StringDtype(STRING_STORAGE, na_value=float("nan"))  # text as the pipeline stores it
+    df.columns = df.columns.astype(text)
+    for col in df.columns:
+        if isinstance(df[col].dtype, pd.StringDtype):
+            df[col] = df[col].astype(text)
     return df
 
 
