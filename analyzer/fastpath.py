@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 import struct
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from analyzer import forked
 from analyzer.capture import (
     GTP_U_PORT,
     CallauditError,
@@ -60,6 +62,7 @@ BATCH_SAMPLE_BYTES = 8 << 20  # ... with about this much sampled payload at most
 # a kept sample's columns: flow id, frame, time, side, TCP sequence number, file offset of its payload (or
 # -1 - index into `payload_list`), payload length
 SAMPLE_DTYPES = (np.int64, np.int64, np.float64, np.int8, np.uint32, np.int64, np.int32)
+PARALLEL_BYTES = 64 << 20  # pcaps at least this big are read by two processes (`_read_halves`)
 PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
 VLAN_TYPES = (0x8100, 0x88A8, 0x9100)
 _M1, _M2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9)
@@ -623,6 +626,85 @@ class FastTable:
                                                     src, klen), SAMPLE_DTYPES, strict=True):
             chunks.append(col.astype(dtype))
 
+    def absorb(self, other: FastTable, frames: int) -> bool:
+        """Append `other`, the flows of the records that follow this table's (their frame numbers start
+        after `frames`), exactly as if its packets had been added here in order; False, with nothing
+        changed, when that cannot be proven (a sample budget was reached)."""
+        o = other.g
+        n = o.n
+        if other.unsampled or n == 0:
+            return not other.unsampled
+        h = np.empty(n, np.uint64)
+        h[other.known_gid] = other.known_h
+        pos = np.searchsorted(self.known_h, h)
+        posc = np.minimum(pos, max(len(self.known_h) - 1, 0))
+        found = (pos < len(self.known_h)) & (self.known_h[posc] == h) if len(self.known_h) else np.zeros(n, bool)
+        gid = np.where(found, self.known_gid[posc] if len(self.known_gid) else 0, -1)
+        keys = ("fam", "proto", "ahi", "alo", "ap", "bhi", "blo", "bp")
+        old = np.flatnonzero(found)
+        if any(not np.array_equal(self.g.cols[k][gid[old]], o.cols[k][old]) for k in keys):
+            raise _Collision
+        new = np.flatnonzero(~found)  # other's flow ids are in order of first appearance: so are these
+        gid[new] = self.g.n + np.arange(len(new))
+        # the samples this table would have kept: per flow and side, a prefix of those `other` kept
+        gcol, frame, ts, side, seq, src, length = (np.concatenate(c) if c else np.zeros(0, t)
+                                                   for c, t in zip(other.samples, SAMPLE_DTYPES, strict=True))
+        g2 = gid[gcol] * 2 + side
+        seen = np.where(found, gid, 0)  # this table's id of each flow it already has
+        cap = np.where(found, self.g.cols["cap"][seen], o.cols["cap"][:n])[gcol]
+        bytecap = np.where(found, self.g.cols["bytecap"][seen], o.cols["bytecap"][:n])[gcol]
+        had, had_bytes = np.zeros(len(g2), np.int64), np.zeros(len(g2), np.int64)
+        mine = np.flatnonzero(found[gcol])
+        had[mine] = self.g.cols["sampled"][g2[mine]]
+        had_bytes[mine] = self.g.cols["sampled_bytes"][g2[mine]]
+        order = np.argsort(g2, kind="stable")
+        sg, lens = g2[order], length[order].astype(np.int64)
+        start = np.ones(len(sg), bool)
+        start[1:] = sg[1:] != sg[:-1]
+        starts = np.flatnonzero(start)
+        grp = np.cumsum(start) - 1
+        rank = np.arange(len(sg)) - starts[grp]
+        cs = np.cumsum(lens)
+        excl = cs - lens - (cs[starts] - lens[starts])[grp] if len(sg) else cs
+        keep = np.zeros(len(g2), bool)
+        keep[order] = (had[order] + rank < cap[order]) & (had_bytes[order] + excl < bytecap[order])
+        kept = np.flatnonzero(keep)  # frame order
+        if self.sampled_total + int(length[kept].sum()) > SAMPLE_BYTES_TOTAL:
+            return False  # the budget is spent first come, first served: only a sequential read says how
+        # counters: flows seen before add up, new ones are copied
+        g = self.g
+        g.grow(g.n + len(new))
+        cols = g.cols
+        ids, src_ids = gid[old], old
+        for k in g.PAIRS[:3]:
+            cols[k].reshape(-1, 2)[ids] += o.cols[k][:2 * n].reshape(n, 2)[src_ids]
+        cols["first_ts"][ids] = np.minimum(cols["first_ts"][ids], o.cols["first_ts"][src_ids])
+        cols["last_ts"][ids] = np.maximum(cols["last_ts"][ids], o.cols["last_ts"][src_ids])
+        for k in ("syn", "synack"):
+            take = (cols[k + "_from"][ids] < 0) & (o.cols[k + "_from"][src_ids] >= 0)
+            cols[k + "_from"][ids[take]] = o.cols[k + "_from"][src_ids[take]]
+            cols[k + "_ts"][ids[take]] = o.cols[k + "_ts"][src_ids[take]]
+        for k in g.SPEC:
+            cols[k][gid[new]] = o.cols[k][new] + (frames if k == "first_frame" else 0)
+        for k in g.PAIRS[:3]:
+            cols[k].reshape(-1, 2)[gid[new]] = o.cols[k][:2 * n].reshape(n, 2)[new]
+        k2 = g2[kept]
+        n2 = g.n * 2
+        cols["sampled"][:n2] += np.bincount(k2, minlength=n2)
+        cols["sampled_bytes"][:n2] += np.bincount(k2, weights=length[kept], minlength=n2).astype(np.int64)
+        self.sampled_total += int(length[kept].sum())
+        moved = src[kept].copy()
+        slow = moved < 0  # payloads other decoded the slow way: indices into the joined payload list
+        moved[slow] -= len(self.payload_list)
+        self.payload_list += other.payload_list
+        for chunks, col in zip(self.samples, (gid[gcol[kept]], frame[kept] + frames, ts[kept], side[kept], seq[kept],
+                                              moved, length[kept]), strict=True):
+            chunks.append(col)
+        both = np.concatenate([self.known_h, h[new]])
+        order = np.argsort(both, kind="stable")
+        self.known_h, self.known_gid = both[order], np.concatenate([self.known_gid, gid[new]])[order]
+        return True
+
     def host(self) -> bytes | None:
         """`FlowTable.local_host` of the whole capture (the address in the most flows), from the columns."""
         ends = self._ends(np.arange(self.g.n))
@@ -731,10 +813,10 @@ class FastTable:
 
 
 def read_table(path: str | Path, stats: CaptureStats | None = None, capture_id: str | None = None,
-               progress: Callable[[str, int, int, bool], None] | None = None) -> FlowTable:
+               progress: Callable[[str, int, int, bool], None] | None = None, parallel: bool = False) -> FlowTable:
     """Read one capture into a `FlowTable` (the same one `FlowTable.add` over `read_capture` builds).
     `progress(path, frames read, bytes read, False)` is called after every batch."""
-    batches = read_flows(path, stats, capture_id, progress, whole=True)
+    batches = read_flows(path, stats, capture_id, progress, whole=True, parallel=parallel)
     try:
         return next(iter(batches))
     finally:
@@ -756,14 +838,16 @@ class FlowBatches:
 
 
 def read_flows(path: str | Path, stats: CaptureStats | None = None, capture_id: str | None = None,
-               progress: Callable[[str, int, int, bool], None] | None = None, whole: bool = False) -> FlowBatches:
-    """Read one capture; its flows come in batches (`whole`: one FlowTable of every flow). Close it."""
+               progress: Callable[[str, int, int, bool], None] | None = None, whole: bool = False,
+               parallel: bool = False) -> FlowBatches:
+    """Read one capture; its flows come in batches (`whole`: one FlowTable of every flow). Close it.
+    `parallel`: a big pcap is read by two processes when there are two cores."""
     path = Path(path)
     stats = stats if stats is not None else CaptureStats(str(path))
     snapshot = (stats.format, list(stats.link_types), stats.frames, stats.decoded, stats.fragments,
                 stats.skipped.copy(), list(stats.warnings))
     try:
-        fast, handle = _read(path, stats, capture_id or str(path), progress)
+        fast, handle = _read(path, stats, capture_id or str(path), progress, parallel)
     except _Collision:  # astronomically rare: redo it exactly, packet by packet
         from analyzer.capture import read_capture
 
@@ -786,8 +870,10 @@ def _ticker(stats: CaptureStats, progress) -> Callable[[int], None]:
     return lambda offset: progress(stats.path, stats.frames, offset, False)
 
 
-def _read(path: Path, stats: CaptureStats, capture_id: str, progress) -> tuple[FastTable, object]:
-    """The capture read into a FastTable, and the open file its sample payloads are read from later."""
+def _read(path: Path, stats: CaptureStats, capture_id: str, progress,
+          parallel: bool = False) -> tuple[FastTable, object]:
+    """The capture read into a FastTable, and the open file its sample payloads are read from later.
+    `parallel`: a big pcap is read by two processes, a half each."""
     buf, handle = _open_bytes(path, stats)
     views = None
     try:
@@ -801,9 +887,13 @@ def _read(path: Path, stats: CaptureStats, capture_id: str, progress) -> tuple[F
             _read_pcapng(buf, views, stats, decoder, fast)
         elif magic in PCAP_MAGICS:
             stats.format += "pcap"
-            endian, linktype, limit, div = pcap_header(buf, stats)
-            views = _Views(buf, endian)
-            _read_pcap(buf, views, stats, decoder, fast, endian, linktype, limit, div)
+            fmt = pcap_header(buf, stats)  # endian, link type, record length limit, time divisor
+            views = _Views(buf, fmt[0])
+            at = _split_point(views, buf, *fmt) if parallel else -1
+            if at > 0:
+                _read_halves(buf, views, stats, decoder, fast, fmt, at)
+            else:
+                _read_pcap(buf, views, stats, decoder, fast, *fmt)
         else:
             raise CallauditError(f"{path}: not a pcap or pcapng file (magic {magic.hex() or 'none'})")
     except BaseException:
@@ -812,7 +902,10 @@ def _read(path: Path, stats: CaptureStats, capture_id: str, progress) -> tuple[F
     finally:
         del views
         if isinstance(buf, mmap.mmap):
-            buf.close()
+            try:
+                buf.close()
+            except BufferError:  # an error's traceback still holds views of it: let that error through
+                pass
     return fast, handle
 
 
@@ -826,22 +919,24 @@ def _release(buf, start: int, end: int) -> None:
 
 
 def _read_pcap(buf, v: _Views, stats: CaptureStats, decoder: Decoder, fast: FastTable, endian: str,
-               linktype: int, limit: int, div: float) -> None:
+               linktype: int, limit: int, div: float, start: int = 24, stop: int | None = None) -> int:
+    """Decode the records from offset `start` (numbered after the `stats.frames` already read) up to the
+    first whose header begins at or after `stop` (default: the end). Returns where reading stopped:
+    after the last record, or -1 when a damaged or cut record ended the capture."""
     size = len(buf)
+    stop = size if stop is None else stop
     fracmax = 1_000_000_000 if div == 1e9 else 1_000_000
     sec0 = struct.unpack_from(endian + "I", buf, 24)[0] if size >= 28 else 0
-    off = 24
-    frame0 = 0
-    while off < size:
-        end = min(size, off + REGION_BYTES)
+    off = start
+    while off < stop:
+        end = min(stop, off + REGION_BYTES)
         offs, nxt, why = _pcap_region(v, buf, off, end, size, limit, endian, sec0, fracmax)
         for s in range(0, len(offs), BATCH):
             rec = offs[s:s + BATCH]
             w = v.window(rec, 16 + FRAME_WINDOW)
             hdr = np.ascontiguousarray(w[:, :12]).view(endian + "u4")
             sec, frac, caplen = hdr[:, 0], hdr[:, 1], hdr[:, 2]
-            frames = frame0 + 1 + np.arange(len(rec), dtype=np.int64)
-            frame0 += len(rec)
+            frames = stats.frames + 1 + np.arange(len(rec), dtype=np.int64)
             stats.frames += len(rec)
             lt = np.full(len(rec), linktype, np.int64)
             ts = sec.astype(np.float64) + frac.astype(np.float64) / div
@@ -849,8 +944,8 @@ def _read_pcap(buf, v: _Views, stats: CaptureStats, decoder: Decoder, fast: Fast
             fast.tick(int(rec[-1]))
         _release(buf, off, nxt)
         if why:
-            frame = frame0 + 1
             stats.frames += 1
+            frame = stats.frames
             if why == "header":
                 stats.skip("truncated-record")
                 stats.warnings.append(f"record header cut short at offset {nxt} (frame {frame})")
@@ -863,8 +958,58 @@ def _read_pcap(buf, v: _Views, stats: CaptureStats, decoder: Decoder, fast: Fast
                 caplen = struct.unpack_from(endian + "I", buf, nxt + 8)[0]
                 stats.skip("truncated-record")
                 stats.warnings.append(f"last record (frame {frame}) cut short: {size - nxt - 16} of {caplen} bytes")
-            return
+            return -1
         off = nxt
+    return off
+
+
+def _split_point(v: _Views, buf, endian: str, _linktype: int, limit: int, div: float) -> int:
+    """A likely record boundary near the middle of a big pcap, where a second process may start reading
+    (-1: read it in one). Only a guess: `_read_halves` keeps the second half only if the walk from the
+    start lands on it exactly."""
+    size = len(buf)
+    if size < PARALLEL_BYTES or not isinstance(buf, mmap.mmap) or not hasattr(os, "fork") or forked.cores() < 2:
+        return -1
+    sec0 = struct.unpack_from(endian + "I", buf, 24)[0]
+    fracmax = 1_000_000_000 if div == 1e9 else 1_000_000
+    return int(_sync_guesses(v, np.array([size // 2], np.int64), SYNC_WINDOW + 16, size, limit, sec0, fracmax)[0])
+
+
+def _read_halves(buf, v: _Views, stats: CaptureStats, decoder: Decoder, fast: FastTable, fmt: tuple,
+                 at: int) -> None:
+    """The records before offset `at` here and those from `at` on in a forked process, at the same time.
+    The second half is joined when the walk from the start lands on `at` exactly and nothing crosses the
+    split (IP fragments, a sample budget); otherwise this process reads on from where it landed, so the
+    result is always the one-process result."""
+    def half(which: int) -> object:
+        if which == 0:
+            return _read_pcap(buf, v, stats, decoder, fast, *fmt, stop=at)
+        other, other_stats = FastTable(fast.capture), CaptureStats(stats.path)
+        _read_pcap(buf, v, other_stats, Decoder(other_stats), other, *fmt, start=at)
+        other.tick = None  # a function: not sent back (progress is this process's to report)
+        return other, other_stats
+
+    landed, (other, other_stats) = forked.ordered_map(half, [0, 1])
+    if landed == -1:
+        return  # the capture is damaged before `at`: reading stopped there, as it does in one process
+    warnings = [_renumbered(w, stats.frames) for w in other_stats.warnings]
+    if landed == at and not stats.fragments and not other_stats.fragments and None not in warnings \
+            and fast.absorb(other, stats.frames):
+        stats.frames += other_stats.frames
+        stats.decoded += other_stats.decoded
+        stats.skipped.update(other_stats.skipped)
+        stats.warnings += warnings
+        return
+    _read_pcap(buf, v, stats, decoder, fast, *fmt, start=landed)
+
+
+def _renumbered(warning: str, frames: int) -> str | None:
+    """A warning of the second half with its frame number counted from the start of the capture (None if
+    it names no single frame)."""
+    found = re.findall(r"\(frame (\d+)\)", warning)
+    if len(found) != 1:
+        return None
+    return warning.replace(f"(frame {found[0]})", f"(frame {int(found[0]) + frames})")
 
 
 def _read_pcapng(buf, v: _Views, stats: CaptureStats, decoder: Decoder, fast: FastTable) -> None:

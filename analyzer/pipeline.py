@@ -86,7 +86,8 @@ def capture_columns(path: str | Path, local: str | None = None, progress: Progre
     bytes, ~40 MB on 100k flows). `split`: dissect every other batch of flows in a forked process when
     there is a second core."""
     stats = CaptureStats(str(path))  # stats.path: the name as valid Unicode, used in every report
-    batches = fastpath.read_flows(path, stats, stats.path, progress)  # = FlowTable.add over read_capture
+    # = FlowTable.add over read_capture; with `split`, a big pcap is read by two processes
+    batches = fastpath.read_flows(path, stats, stats.path, progress, parallel=split)
     if batches.unsampled:  # memory bound on hostile or huge captures: say what was not dissected
         stats.warnings.append(f"sample budget ({flowmod.SAMPLE_BYTES_TOTAL >> 20} MiB) reached: "
                               f"{batches.unsampled} payload packets not dissected")
