@@ -253,9 +253,7 @@ class _Flow:
 
     def datagram(self, payload: bytes, frame: int, from_orig: bool) -> None:
         kind = demux.kind(payload)
-        # RFC 7983 gives STUN only first bytes 0-3, but vendor methods above 0x0FF (WhatsApp's 0x0800-0x0805)
-        # start with 4-63: the magic cookie and an exact length still identify them.
-        if kind == demux.STUN or payload[4:8] == MAGIC_BYTES and payload[0] < 0x40:
+        if _stun_datagram(payload, kind):
             msg = parse(payload)
             if msg is not None:
                 self.message(msg, frame, from_orig)
@@ -331,13 +329,26 @@ class _Flow:
         self.handshake.apply(f)
 
 
+def _stun_datagram(payload: bytes, kind: str | None) -> bool:
+    """Is this datagram read as STUN? RFC 7983 gives STUN only first bytes 0-3, but vendor methods above
+    0x0FF (WhatsApp's 0x0800-0x0805) start with 4-63: the magic cookie and an exact length identify them."""
+    return kind == demux.STUN or payload[4:8] == MAGIC_BYTES and payload[0] < 0x40
+
+
 def inspect(view: FlowView, facts: Facts) -> None:
-    flow = _Flow(view, facts)
     if view.proto == "udp":
-        for s in view.samples:
+        # nothing before a flow's first STUN datagram counts (ChannelData only after TURN spoke): most
+        # flows have none, and are left at that
+        first = next((i for i, s in enumerate(view.samples)
+                      if s.payload and _stun_datagram(s.payload, demux.kind(s.payload))), None)
+        if first is None:
+            return
+        flow = _Flow(view, facts)
+        for s in view.samples[first:]:
             if s.payload:
                 flow.datagram(s.payload, s.frame, s.from_orig)
     else:
+        flow = _Flow(view, facts)
         for from_orig in (True, False):
             flow.stream(from_orig)
     flow.finish()
