@@ -107,36 +107,36 @@ def _segments(cc: str) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]] | None
     return _unit(a[:, 1], a[:, 0]), _unit(b[:, 1], b[:, 0]), rings
 
 
-def _inside(rings: list[np.ndarray], lat: float, lon: float) -> bool:
-    """Even-odd ray casting over all rings (holes included), in lon/lat: fine away from the poles."""
-    inside = False
+def _inside(rings: list[np.ndarray], lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Even-odd ray casting over all rings (holes included), in lon/lat, for each point (lat[i], lon[i]):
+    fine away from the poles."""
+    lat, lon = np.atleast_1d(lat)[:, None], np.atleast_1d(lon)[:, None]
+    inside = np.zeros(len(lat), bool)
     for ring in rings:
         x0, y0, x1, y1 = ring[:-1, 0], ring[:-1, 1], ring[1:, 0], ring[1:, 1]
         crosses = (y0 > lat) != (y1 > lat)
         with np.errstate(divide="ignore", invalid="ignore"):
             x_at = x0 + (lat - y0) * (x1 - x0) / (y1 - y0)
-        inside ^= bool(np.count_nonzero(crosses & (lon < x_at)) % 2)
+        inside ^= np.count_nonzero(crosses & (lon < x_at), axis=1) % 2 == 1
     return inside
 
 
-def _to_outline_km(segments: tuple[np.ndarray, np.ndarray, list[np.ndarray]], lat: float, lon: float) -> float:
-    """Shortest great-circle distance from a point to any outline edge (arc), vectorised over edges."""
+def _to_outline_km(segments: tuple[np.ndarray, np.ndarray, list[np.ndarray]], lat: np.ndarray,
+                   lon: np.ndarray) -> np.ndarray:
+    """Shortest great-circle distance from each point to any outline edge (arc), vectorised over points
+    and edges. The projection of a point on an edge's great circle lies within the edge when it is
+    "between" its ends: (a x proj) . n >= 0 and (proj x b) . n >= 0, i.e. p . (n x a) >= 0 and
+    p . (b x n) >= 0 (the part of p along n drops out of both)."""
     a, b, _ = segments
-    p = _unit(np.array(lat), np.array(lon))
+    p = _unit(np.atleast_1d(lat), np.atleast_1d(lon))
     n = np.cross(a, b)
     norm = np.linalg.norm(n, axis=1)
     ok = norm > 1e-12
     n[ok] /= norm[ok, None]
-    # the projection of p on the edge's great circle lies within the edge when it is "between" a and b
-    proj = p - (n @ p)[:, None] * n
-    after_a = np.einsum("ij,ij->i", np.cross(a, proj), n) >= 0
-    before_b = np.einsum("ij,ij->i", np.cross(proj, b), n) >= 0
-    within = ok & after_a & before_b
-    cross_track = np.abs(np.arcsin(np.clip(n @ p, -1, 1)))
-    to_a = np.arccos(np.clip(a @ p, -1, 1))
-    to_b = np.arccos(np.clip(b @ p, -1, 1))
-    angle = np.where(within, cross_track, np.minimum(to_a, to_b))
-    return float(angle.min() * EARTH_RADIUS_KM)
+    within = ok & (p @ np.cross(n, a).T >= 0) & (p @ np.cross(b, n).T >= 0)
+    cross_track = np.abs(np.arcsin(np.clip(p @ n.T, -1, 1)))
+    to_ends = np.minimum(np.arccos(np.clip(p @ a.T, -1, 1)), np.arccos(np.clip(p @ b.T, -1, 1)))
+    return np.where(within, cross_track, to_ends).min(axis=1) * EARTH_RADIUS_KM
 
 
 @cache
@@ -168,9 +168,9 @@ def nearest_km(cc: str, lat: float, lon: float) -> tuple[float, str] | None:
     code = cc.upper() if isinstance(cc, str) else ""
     segments = _segments(code)
     if segments is not None:
-        if _inside(segments[2], lat, lon):
+        if _inside(segments[2], lat, lon)[0]:
             return 0.0, "inside"
-        return max(0.0, _to_outline_km(segments, lat, lon) - OUTLINE_TOLERANCE_KM), "outline"
+        return max(0.0, float(_to_outline_km(segments, lat, lon)[0]) - OUTLINE_TOLERANCE_KM), "outline"
     center = centroid(code)
     if center is None:
         return None
@@ -203,10 +203,11 @@ def between_km(a: str, b: str) -> float | None:
     # both outlines: the closest pair lies at a vertex of one and an edge of the other
     best = math.inf
     for src, dst in ((a, b), (b, a)):
-        for lon, lat in _vertices(src)[:: max(1, len(_vertices(src)) // 4000)]:
-            if best <= 0:
+        vertices = _vertices(src)[:: max(1, len(_vertices(src)) // 4000)]
+        segments = _segments(dst)
+        for start in range(0, len(vertices), 512):  # (points x edges) arrays of a few MB at most
+            lon, lat = vertices[start:start + 512, 0], vertices[start:start + 512, 1]
+            if _inside(segments[2], lat, lon).any():
                 return 0.0
-            near = nearest_km(dst, float(lat), float(lon))
-            if near is not None:
-                best = min(best, near[0])
+            best = min(best, max(0.0, float(_to_outline_km(segments, lat, lon).min()) - OUTLINE_TOLERANCE_KM))
     return best

@@ -7,7 +7,8 @@ common frames (Ethernet ± 2 VLAN tags, Linux SLL/SLL2, raw IP; IPv4 without fra
 extension headers; TCP/UDP) are gathered at computed offsets, and flows are aggregated with group-bys.
 Every other frame (tunnels, fragments, extension headers, odd link types, truncation) goes through the
 per-frame `Decoder`, so results and skip accounting are identical. The file is processed region by region
-(pages released after each), so memory stays bounded whatever the capture size.
+(pages released after each), so memory stays bounded whatever the capture size. A big pcap is read by two
+processes at once, a half each (`_read_halves`), joined only when that provably changes nothing.
 """
 
 from __future__ import annotations

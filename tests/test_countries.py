@@ -56,3 +56,11 @@ def test_distance_between_countries() -> None:
     assert countries.between_km("US", "CN") == countries.between_km("CN", "US")
     assert 0 < countries.between_km("RU", "US") < 100  # the Bering Strait
     assert countries.between_km("US", "ZZ") is None
+
+
+def test_vectorised_distances_equal_the_point_by_point_walk():
+    """between_km over every vertex at once equals nearest_km called vertex by vertex (the old walk)."""
+    for a, b in (("US", "NL"), ("RU", "US"), ("DE", "CN"), ("BR", "JP"), ("FR", "ES")):
+        walk = min(countries.nearest_km(dst, float(lat), float(lon))[0]
+                   for src, dst in ((a, b), (b, a)) for lon, lat in countries._vertices(src))
+        assert countries.between_km(a, b) == pytest.approx(walk, abs=1e-6)
