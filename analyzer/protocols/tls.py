@@ -16,8 +16,9 @@ would wrongly demote real names; the finding says the name may be the client-fac
 from __future__ import annotations
 
 import struct
+from bisect import bisect_right
 
-from analyzer.protocols import Facts, FlowView, frame_at
+from analyzer.protocols import Facts, FlowView
 
 HANDSHAKE = 22
 CLIENT_HELLO, SERVER_HELLO, CERTIFICATE, SERVER_KEY_EXCHANGE, CLIENT_KEY_EXCHANGE = 1, 2, 11, 12, 16
@@ -106,9 +107,15 @@ def handshake_messages(data: bytes, marks: list[tuple[int, int]]) -> list[tuple[
             break
         off += 5 + length
 
-    def stream_off(h: int) -> int:
-        base = next((p for p in reversed(pieces) if p[0] <= h), (0, 0))
-        return base[1] + h - base[0]
+    piece_starts = [p[0] for p in pieces]
+    mark_starts = [m[0] for m in marks]
+
+    def frame_of(h: int) -> int:
+        """`frame_at` of the stream byte that is byte `h` of the handshake messages."""
+        i = bisect_right(piece_starts, h) - 1
+        base = pieces[i] if i >= 0 else (0, 0)
+        j = bisect_right(mark_starts, base[1] + h - base[0]) - 1
+        return marks[max(j, 0)][1] if marks else 0
 
     out = []
     pos = 0
@@ -117,7 +124,7 @@ def handshake_messages(data: bytes, marks: list[tuple[int, int]]) -> list[tuple[
         mlen = int.from_bytes(hs[pos + 1:pos + 4], "big")
         if pos + 4 + mlen > len(hs):
             break
-        frames = sorted({frame_at(marks, stream_off(pos)), frame_at(marks, stream_off(pos + 3 + mlen))})
+        frames = sorted({frame_of(pos), frame_of(pos + 3 + mlen)})
         out.append((mtype, bytes(hs[pos:pos + 4 + mlen]), frames))
         pos += 4 + mlen
     return out

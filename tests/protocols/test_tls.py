@@ -222,3 +222,31 @@ def test_hellos_the_fast_walk_declines_go_to_scapy(monkeypatch):
     with pytest.raises(ValueError):
         tls._client_hello_fast(truncated)
     assert tls.client_hello(truncated) == {"sni": "from-scapy"} and calls == [truncated]
+
+
+def test_message_frames_are_those_carrying_its_first_and_last_byte():
+    """Random record layouts over random segments: each message's frames, checked byte by byte."""
+    import random
+
+    from analyzer.protocols import frame_at
+
+    rnd = random.Random(4)
+    for _ in range(500):
+        msgs = b"".join(bytes([rnd.choice([1, 2, 11])]) + (k := rnd.randrange(0, 300)).to_bytes(3, "big")
+                        + rnd.randbytes(k) for _ in range(rnd.randrange(1, 4)))
+        stream, where, i = b"", [], 0  # where[j]: the stream offset of handshake byte j
+        while i < len(msgs):
+            piece = msgs[i:i + rnd.randrange(1, 200)]
+            where += range(len(stream) + 5, len(stream) + 5 + len(piece))
+            stream += b"\x16\x03\x03" + len(piece).to_bytes(2, "big") + piece
+            i += len(piece)
+        marks, off, frame = [], 0, 10
+        while off < len(stream):
+            marks.append((off, frame))
+            off, frame = off + rnd.randrange(1, 400), frame + rnd.randrange(1, 3)
+        pos = 0
+        for mtype, message, frames in tls.handshake_messages(stream, marks):
+            assert mtype == message[0]
+            first, last = where[pos], where[pos + len(message) - 1]
+            assert frames == sorted({frame_at(marks, first), frame_at(marks, last)})
+            pos += len(message)
