@@ -2,7 +2,7 @@
 
 A module offers `client_hint(payload, sport, dport) -> bool | None` (does this payload come from the
 client?) for role decisions (`ROLE_HINTS = False` when it never says, `HINT_PORTS` when it only speaks
-on those ports), and `inspect(view, facts)` that dissects the flow's samples (with scapy where
+on those ports, `HINT_BYTES` when only about payloads starting with those bytes), and `inspect(view, facts)` that dissects the flow's samples (with scapy where
 scapy has the layer) and records names, services and key-exchange evidence with frame numbers.
 """
 
@@ -136,7 +136,7 @@ def frame_at(marks: list[tuple[int, int]], offset: int) -> int:
 
 
 _LOADED: list = []
-_HINTS: list[tuple] = []  # (client_hint, the ports it needs or None)
+_HINTS: list[tuple] = []  # (client_hint, the ports it needs or None, the first bytes it needs or None)
 
 
 def _modules() -> list:
@@ -144,18 +144,21 @@ def _modules() -> list:
     per module and flow cost seconds on captures with 100k flows."""
     if not _LOADED:
         _LOADED[:] = [importlib.import_module(f"analyzer.protocols.{name}") for name in MODULES]
-        _HINTS[:] = [(mod.client_hint, getattr(mod, "HINT_PORTS", None)) for mod in _LOADED
-                     if getattr(mod, "ROLE_HINTS", True)]
+        _HINTS[:] = [(mod.client_hint, getattr(mod, "HINT_PORTS", None), getattr(mod, "HINT_BYTES", None))
+                     for mod in _LOADED if getattr(mod, "ROLE_HINTS", True)]
     return _LOADED
 
 
 def client_direction(proto: int, port0: int, port1: int, samples: list[tuple]) -> int | None:
     """Side (0/1) that the payloads show to be the client, or None when they do not say."""
     _modules()
-    hints = [hint for hint, ports in _HINTS if ports is None or port0 in ports or port1 in ports]
+    hints = [(hint, first) for hint, ports, first in _HINTS if ports is None or port0 in ports or port1 in ports]
     for _frame, _ts, side, _seq, payload in samples[:16]:
         sport, dport = (port0, port1) if side == 0 else (port1, port0)
-        for hint in hints:
+        lead = payload[0] if payload else -1
+        for hint, first in hints:
+            if first is not None and lead not in first:
+                continue
             said = hint(payload, sport, dport)
             if said is not None:
                 return side if said else 1 - side

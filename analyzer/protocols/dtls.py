@@ -52,6 +52,9 @@ def is_record(payload: bytes, off: int = 0) -> bool:
     return version in VERSIONS and off + RECORD.size + ((payload[off + 11] << 8) | payload[off + 12]) <= len(payload)
 
 
+HINT_BYTES = frozenset({HANDSHAKE})  # `client_hint` says nothing unless the payload starts so
+
+
 def client_hint(payload: bytes, sport: int, dport: int) -> bool | None:
     """The ClientHello sender is the client; ServerHello / HelloVerifyRequest come from the server."""
     if len(payload) > 25 and payload[0] == HANDSHAKE and is_record(payload) and \

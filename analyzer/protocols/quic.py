@@ -356,6 +356,9 @@ class Connection:
         self.undecrypted += 1
 
 
+HINT_BYTES = frozenset(range(0xC0, 0x100))  # long headers: `client_hint` says nothing otherwise
+
+
 def client_hint(payload: bytes, sport: int, dport: int) -> bool | None:
     """A client's first Initial opens with client keys from its own DCID; Retry and Version Negotiation
     packets come from servers."""

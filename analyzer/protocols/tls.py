@@ -41,6 +41,9 @@ GROUPS = {
 POST_QUANTUM = frozenset({0x0200, 0x0201, 0x0202, 0x11EB, 0x11EC, 0x11ED, 0x6399, 0x639A})
 
 
+HINT_BYTES = frozenset({HANDSHAKE})  # `client_hint` says nothing unless the payload starts so
+
+
 def client_hint(payload: bytes, sport: int, dport: int) -> bool | None:
     if len(payload) > 5 and payload[0] == HANDSHAKE and payload[1] == 3 and payload[5] in (1, 2):
         return payload[5] == CLIENT_HELLO

@@ -34,3 +34,26 @@ def test_in_order_segments_give_what_the_general_reassembly_gives(pieces, isn, l
 def test_a_retransmission_takes_the_general_path():
     view = _view([(1, 100, b"abcd"), (2, 104, b"efgh"), (3, 104, b"efgh"), (4, 108, b"ij")])
     assert view.stream(True) == (b"abcdefghij", [(0, 1), (4, 2), (8, 4)])
+
+
+@given(st.binary(min_size=0, max_size=1500), st.sampled_from([53, 443, 3478, 5060, 8801, 50000]),
+       st.sampled_from([53, 443, 3478, 5060, 8801, 40000]))
+def test_modules_hint_only_where_they_say(payload, sport, dport):
+    """HINT_PORTS and HINT_BYTES let role decisions skip a module's client_hint: it must have nothing to say."""
+    from analyzer import protocols
+
+    for mod in protocols._modules():
+        ports, first = getattr(mod, "HINT_PORTS", None), getattr(mod, "HINT_BYTES", None)
+        outside = (ports is not None and sport not in ports and dport not in ports) or \
+            (first is not None and (not payload or payload[0] not in first))
+        if outside or not getattr(mod, "ROLE_HINTS", True):
+            assert mod.client_hint(payload, sport, dport) is None, mod.__name__
+
+
+@given(st.binary(min_size=1, max_size=200))
+def test_hinted_first_bytes_still_reach_the_module(tail):
+    """A real ClientHello / QUIC long header start still reaches tls / quic through the byte filter."""
+    from analyzer.protocols import quic, tls
+
+    assert 0x16 in tls.HINT_BYTES and all(b in quic.HINT_BYTES for b in (0xC0, 0xFF)) and 0xBF not in quic.HINT_BYTES
+    assert tls.client_hint(b"\x16\x03\x01\x00\x10\x01" + tail, 50000, 443) is True
