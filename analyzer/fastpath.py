@@ -990,12 +990,20 @@ def _read_halves(buf, v: _Views, stats: CaptureStats, decoder: Decoder, fast: Fa
         other.tick = None  # a function: not sent back (progress is this process's to report)
         return other, other_stats
 
-    landed, (other, other_stats) = forked.ordered_map(half, [0, 1])
-    if landed == -1:
-        return  # the capture is damaged before `at`: reading stopped there, as it does in one process
-    warnings = [_renumbered(w, stats.frames) for w in other_stats.warnings]
-    if landed == at and not stats.fragments and not other_stats.fragments and None not in warnings \
-            and fast.absorb(other, stats.frames):
+    halves = forked.ordered_map(half, [0, 1])
+    try:
+        landed = next(halves)
+        if landed == -1:
+            return  # the capture is damaged before `at`: reading stopped there, as it does in one process
+        try:
+            other, other_stats = next(halves)
+        except Exception:  # noqa: BLE001 - the other process failed (killed, out of memory): read on here
+            other, other_stats = None, None
+    finally:
+        halves.close()
+    warnings = [_renumbered(w, stats.frames) for w in other_stats.warnings] if other_stats else [None]
+    if landed == at and other is not None and not stats.fragments and not other_stats.fragments \
+            and None not in warnings and fast.absorb(other, stats.frames):
         stats.frames += other_stats.frames
         stats.decoded += other_stats.decoded
         stats.skipped.update(other_stats.skipped)

@@ -80,3 +80,19 @@ def test_a_sample_budget_spent_across_the_split_reads_on_in_order(share, two_cor
     one, two = read(BIGGEST, False), read(BIGGEST, True)
     assert one[2] > 0  # the budget was reached
     assert two == one
+
+
+def test_a_failed_second_process_is_replaced_by_reading_on(two_cores, monkeypatch):
+    """If the forked reader dies (killed, out of memory), this process reads the second half itself."""
+    import os
+
+    real = fastpath._read_pcap
+
+    def dying(buf, v, stats, decoder, fast, *fmt, start=24, stop=None):
+        if start != 24 and os.getpid() != parent:
+            os._exit(9)  # the child, reading the second half
+        return real(buf, v, stats, decoder, fast, *fmt, start=start, stop=stop)
+
+    parent = os.getpid()
+    monkeypatch.setattr(fastpath, "_read_pcap", dying)
+    assert read(BIGGEST, True) == read(BIGGEST, False)
