@@ -123,7 +123,7 @@ def capture_columns(path: str | Path, local: str | None = None, progress: Progre
 
 
 def _dissect(batch: flowmod.FlowColumns, capture: str, local: str | None,
-             host: bytes | None) -> tuple[dict[str, list], list[tuple]]:
+             host: bytes | None) -> tuple[dict[str, list | np.ndarray], list[tuple]]:
     """One batch of flows: its rows as columns (each flow's revealed endpoints right after it) and the DNS
     answers its flows carry, in flow order."""
     cols, samples = flowmod.finish_columns(batch, capture, local, host)  # numbers as numpy arrays
@@ -168,7 +168,7 @@ def _dissect(batch: flowmod.FlowColumns, capture: str, local: str | None,
 
 
 def _dissected(batches: fastpath.FlowBatches, capture: str, local: str | None,
-               split: bool) -> Iterator[tuple[dict[str, list], list[tuple]]]:
+               split: bool) -> Iterator[tuple[dict[str, list | np.ndarray], list[tuple]]]:
     """`_dissect` of every batch, in order; with `split`, a forked child dissects every other batch."""
     def dissect(part: Callable[[], flowmod.FlowColumns]) -> tuple[dict[str, list], list[tuple]]:
         return _dissect(part(), capture, local, batches.host)

@@ -2,7 +2,8 @@
 
 A module offers `client_hint(payload, sport, dport) -> bool | None` (does this payload come from the
 client?) for role decisions (`ROLE_HINTS = False` when it never says, `HINT_PORTS` when it only speaks
-on those ports, `HINT_BYTES` when only about payloads starting with those bytes), and `inspect(view, facts)` that dissects the flow's samples (with scapy where
+on those ports, `HINT_BYTES` when only about payloads starting with those bytes), `PROTOS` when it only
+dissects flows of those transports, and `inspect(view, facts)` that dissects the flow's samples (with scapy where
 scapy has the layer) and records names, services and key-exchange evidence with frame numbers.
 """
 
@@ -137,6 +138,7 @@ def frame_at(marks: list[tuple[int, int]], offset: int) -> int:
 
 _LOADED: list = []
 _HINTS: list[tuple] = []  # (client_hint, the ports it needs or None, the first bytes it needs or None)
+_BY_PROTO: dict[str, list] = {}  # transport -> the modules whose `inspect` may learn something from it
 
 
 def _modules() -> list:
@@ -146,6 +148,8 @@ def _modules() -> list:
         _LOADED[:] = [importlib.import_module(f"analyzer.protocols.{name}") for name in MODULES]
         _HINTS[:] = [(mod.client_hint, getattr(mod, "HINT_PORTS", None), getattr(mod, "HINT_BYTES", None))
                      for mod in _LOADED if getattr(mod, "ROLE_HINTS", True)]
+        _BY_PROTO.update({proto: [m for m in _LOADED if proto in getattr(m, "PROTOS", (proto,))]
+                          for proto in ("tcp", "udp")})
     return _LOADED
 
 
@@ -168,6 +172,7 @@ def client_direction(proto: int, port0: int, port1: int, samples: list[tuple]) -
 def inspect(view: FlowView) -> Facts:
     """Run every protocol module over one flow."""
     facts = Facts()
-    for mod in _modules():
+    _modules()
+    for mod in _BY_PROTO.get(view.proto) or _LOADED:
         mod.inspect(view, facts)
     return facts

@@ -294,6 +294,9 @@ class Handshake:
             d["dtls_encrypted_records"] = self.unified
 
 
+PROTOS = frozenset({"udp"})  # `inspect` learns nothing from flows of other transports
+
+
 def inspect(view: FlowView, facts: Facts) -> None:
     if view.proto != "udp":
         return

@@ -394,6 +394,9 @@ def _messages(data: bytes) -> list[tuple[int, int, int]]:
     return out
 
 
+PROTOS = frozenset({"udp"})  # `inspect` learns nothing from flows of other transports
+
+
 def inspect(view: FlowView, facts: Facts) -> None:
     if view.proto != "udp":
         return

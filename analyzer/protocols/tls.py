@@ -387,6 +387,9 @@ def certificate_names(message: bytes) -> list[str]:
     return names
 
 
+PROTOS = frozenset({"tcp"})  # `inspect` learns nothing from flows of other transports
+
+
 def inspect(view: FlowView, facts: Facts) -> None:
     if view.proto != "tcp":
         return

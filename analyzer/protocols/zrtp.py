@@ -58,6 +58,9 @@ def client_hint(payload: bytes, sport: int, dport: int) -> bool | None:
     return None
 
 
+PROTOS = frozenset({"udp"})  # `inspect` learns nothing from flows of other transports
+
+
 def inspect(view: FlowView, facts: Facts) -> None:
     if view.proto != "udp":
         return

@@ -57,3 +57,18 @@ def test_hinted_first_bytes_still_reach_the_module(tail):
 
     assert 0x16 in tls.HINT_BYTES and all(b in quic.HINT_BYTES for b in (0xC0, 0xFF)) and 0xBF not in quic.HINT_BYTES
     assert tls.client_hint(b"\x16\x03\x01\x00\x10\x01" + tail, 50000, 443) is True
+
+
+@given(st.sampled_from(["tcp", "udp"]), st.sampled_from([53, 443, 3478, 5060, 8801, 50000]),
+       st.lists(st.tuples(st.booleans(), st.binary(min_size=1, max_size=300)), min_size=1, max_size=6))
+def test_modules_learn_nothing_outside_their_transports(proto, port, payloads):
+    """PROTOS lets `inspect` skip a module for other transports: it must have nothing to say there."""
+    from analyzer import protocols
+    from analyzer.protocols import Facts
+
+    samples = [Sample(i + 1, float(i), orig, 1000 + 400 * i, data) for i, (orig, data) in enumerate(payloads)]
+    for mod in protocols._modules():
+        if proto not in getattr(mod, "PROTOS", (proto,)):
+            facts = Facts()
+            mod.inspect(FlowView(proto, 50000, port, samples), facts)
+            assert facts == Facts(), mod.__name__
