@@ -495,6 +495,17 @@ def _mix(*words: np.ndarray) -> np.ndarray:
     return h
 
 
+def _ranks(groups: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For payloads sorted by (flow, side) group, in frame order within each: how many of the group come
+    before each one, and how many bytes they hold (what sampling caps are checked against)."""
+    start = np.ones(len(groups), bool)
+    start[1:] = groups[1:] != groups[:-1]
+    starts = np.flatnonzero(start)
+    grp = np.cumsum(start) - 1
+    cs = np.cumsum(lengths)
+    return np.arange(len(groups)) - starts[grp], cs - lengths - (cs[starts] - lengths[starts])[grp]
+
+
 class FastTable:
     """Columnar flow aggregation with the exact semantics of `FlowTable.add`."""
 
@@ -582,14 +593,7 @@ class FastTable:
             return
         order = has[np.argsort(g2[has], kind="stable")]
         sg = g2[order]
-        lens = c.plen[order]
-        start = np.ones(len(sg), bool)
-        start[1:] = sg[1:] != sg[:-1]
-        starts = np.flatnonzero(start)
-        grp = np.cumsum(start) - 1
-        rank = np.arange(len(sg)) - starts[grp]
-        cs = np.cumsum(lens)
-        excl = cs - lens - (cs[starts] - lens[starts])[grp]
+        rank, excl = _ranks(sg, c.plen[order])
         sampled, sbytes = cols["sampled"], cols["sampled_bytes"]
         left = SAMPLE_BYTES_TOTAL - self.sampled_total
         if left <= 0:  # past the capture's sample budget: candidates are only counted
@@ -659,14 +663,7 @@ class FastTable:
         had[mine] = self.g.cols["sampled"][g2[mine]]
         had_bytes[mine] = self.g.cols["sampled_bytes"][g2[mine]]
         order = np.argsort(g2, kind="stable")
-        sg, lens = g2[order], length[order].astype(np.int64)
-        start = np.ones(len(sg), bool)
-        start[1:] = sg[1:] != sg[:-1]
-        starts = np.flatnonzero(start)
-        grp = np.cumsum(start) - 1
-        rank = np.arange(len(sg)) - starts[grp]
-        cs = np.cumsum(lens)
-        excl = cs - lens - (cs[starts] - lens[starts])[grp] if len(sg) else cs
+        rank, excl = _ranks(g2[order], length[order].astype(np.int64))
         keep = np.zeros(len(g2), bool)
         keep[order] = (had[order] + rank < cap[order]) & (had_bytes[order] + excl < bytecap[order])
         kept = np.flatnonzero(keep)  # frame order
