@@ -1005,6 +1005,7 @@ def _read_halves(buf, v: _Views, stats: CaptureStats, decoder: Decoder, fast: Fa
         stats.decoded += other_stats.decoded
         stats.skipped.update(other_stats.skipped)
         stats.warnings += warnings
+        fast.tick(len(buf))  # the progress shown so far was this process's half
         return
     _read_pcap(buf, v, stats, decoder, fast, *fmt, start=landed)
 

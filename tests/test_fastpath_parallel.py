@@ -96,3 +96,10 @@ def test_a_failed_second_process_is_replaced_by_reading_on(two_cores, monkeypatc
     parent = os.getpid()
     monkeypatch.setattr(fastpath, "_read_pcap", dying)
     assert read(BIGGEST, True) == read(BIGGEST, False)
+
+
+def test_progress_reaches_the_end_of_the_file(two_cores):
+    seen = []
+    fastpath.read_table(BIGGEST, CaptureStats(str(BIGGEST)), parallel=True,
+                        progress=lambda _path, frames, offset, _done: seen.append((frames, offset)))
+    assert seen[-1] == (read(BIGGEST, False)[3]["frames"], BIGGEST.stat().st_size)
