@@ -10,7 +10,9 @@ scapy has the layer) and records names, services and key-exchange evidence with 
 from __future__ import annotations
 
 import importlib
+from bisect import bisect_right
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 # Inspection order matters little: every module looks at every flow and returns quickly when it does not match.
 MODULES = ("dns", "tls", "quic", "stun", "dtls", "zoom", "rtp", "sip", "zrtp")
@@ -127,13 +129,11 @@ class FlowView:
 
 
 def frame_at(marks: list[tuple[int, int]], offset: int) -> int:
-    """The frame that carried stream byte `offset`."""
-    frame = marks[0][1] if marks else 0
-    for start, fr in marks:
-        if start > offset:
-            break
-        frame = fr
-    return frame
+    """The frame that carried stream byte `offset`: that of the last mark at or before it (the first mark's
+    before the first). `marks` are `stream`'s, in increasing stream offsets."""
+    if not marks:
+        return 0
+    return marks[max(bisect_right(marks, offset, key=itemgetter(0)) - 1, 0)][1]
 
 
 _LOADED: list = []

@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 from bisect import bisect_right
 
-from analyzer.protocols import Facts, FlowView
+from analyzer.protocols import Facts, FlowView, frame_at
 
 HANDSHAKE = 22
 CLIENT_HELLO, SERVER_HELLO, CERTIFICATE, SERVER_KEY_EXCHANGE, CLIENT_KEY_EXCHANGE = 1, 2, 11, 12, 16
@@ -111,14 +111,12 @@ def handshake_messages(data: bytes, marks: list[tuple[int, int]]) -> list[tuple[
         off += 5 + length
 
     piece_starts = [p[0] for p in pieces]
-    mark_starts = [m[0] for m in marks]
 
     def frame_of(h: int) -> int:
-        """`frame_at` of the stream byte that is byte `h` of the handshake messages."""
+        """The frame that carried byte `h` of the handshake messages."""
         i = bisect_right(piece_starts, h) - 1
         base = pieces[i] if i >= 0 else (0, 0)
-        j = bisect_right(mark_starts, base[1] + h - base[0]) - 1
-        return marks[max(j, 0)][1] if marks else 0
+        return frame_at(marks, base[1] + h - base[0])
 
     out = []
     pos = 0

@@ -72,3 +72,19 @@ def test_modules_learn_nothing_outside_their_transports(proto, port, payloads):
             facts = Facts()
             mod.inspect(FlowView(proto, 50000, port, samples), facts)
             assert facts == Facts(), mod.__name__
+
+
+@given(st.lists(st.integers(1, 50), max_size=12), st.integers(-5, 700))
+def test_frame_at_is_the_last_mark_at_or_before_the_offset(gaps, offset):
+    from analyzer.protocols import frame_at
+
+    marks, at = [], 0
+    for i, gap in enumerate(gaps):
+        marks.append((at, 100 + i))
+        at += gap
+    want = marks[0][1] if marks else 0  # the linear walk the marks' consumers were written against
+    for start, frame in marks:
+        if start > offset:
+            break
+        want = frame
+    assert frame_at(marks, offset) == want
