@@ -299,24 +299,18 @@ def make_uids(capture: str, protos: list[str], origs: list[tuple[str, int]], res
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # the two digits of r < 3844, r % 62 first, as ASCII codes
 _PAIR_CODES = np.array([[ord(lo), ord(hi)] for hi in _ALPHABET for lo in _ALPHABET], np.uint8)
-NUMBER_KEYS = frozenset({"orig_p", "resp_p", "first_frame", "first_ts", "last_ts", "duration", "orig_pkts",
-                         "resp_pkts", "orig_bytes", "resp_bytes", "orig_ip_bytes", "resp_ip_bytes"})
-FLOAT_KEYS = frozenset({"first_ts", "last_ts", "duration"})
 FLOW_KEYS = ("uid", "proto", "orig_h", "orig_p", "resp_h", "resp_p", "first_frame", "first_ts", "last_ts",
              "duration", "orig_pkts", "resp_pkts", "orig_bytes", "resp_bytes", "orig_ip_bytes", "resp_ip_bytes",
              "tcp_rtt_ms", "role_evidence")
 
 
 def finish_columns(fc: FlowColumns, capture_id: str, local: str | None,
-                   host: bytes | None) -> tuple[dict[str, list], list[list[Sample]]]:
-    """Decide roles of a batch of flows: their FLOW_KEYS as columns (numbers as numpy arrays, NUMBER_KEYS),
-    and each flow's samples with `from_orig` set. `host`: the capture's own host, used when `local` is not
+                   host: bytes | None) -> tuple[dict[str, list | np.ndarray], list[list[Sample]]]:
+    """Decide roles of a batch of flows: their FLOW_KEYS as columns (ports, frames, times and counters as
+    numpy arrays), and each flow's samples with `from_orig` set. `host`: the capture's own host, used when `local` is not
     given."""
     local_raw = socket.inet_pton(socket.AF_INET6 if ":" in local else socket.AF_INET, local) if local else host
     n = len(fc.proto)
-    if n == 0:
-        return {k: np.zeros(0, np.float64 if k in FLOAT_KEYS else np.int64) if k in NUMBER_KEYS else []
-                for k in FLOW_KEYS}, []
     o = np.where(fc.syn_from >= 0, fc.syn_from, np.where(fc.synack_from >= 0, 1 - fc.synack_from, -1))
     how = ["tcp-syn" if s >= 0 else "tcp-synack" for s in fc.syn_from.tolist()]
     frame, ts, side, seq = fc.frame.tolist(), fc.ts.tolist(), fc.side.tolist(), fc.seq.tolist()
