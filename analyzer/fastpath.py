@@ -63,6 +63,7 @@ BATCH_SAMPLE_BYTES = 8 << 20  # ... with about this much sampled payload at most
 # a kept sample's columns: flow id, frame, time, side, TCP sequence number, file offset of its payload (or
 # -1 - index into `payload_list`), payload length
 SAMPLE_DTYPES = (np.int64, np.int64, np.float64, np.int8, np.uint32, np.int64, np.int32)
+KEY = ("fam", "proto", "ahi", "alo", "ap", "bhi", "blo", "bp")  # the columns of a flow's key
 PARALLEL_BYTES = 64 << 20  # pcaps at least this big are read by two processes (`_read_halves`)
 PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
 VLAN_TYPES = (0x8100, 0x88A8, 0x9100)
@@ -536,10 +537,8 @@ class FastTable:
         for w in words:  # every packet's key equals its group's first key: no collision inside the batch
             if not np.array_equal(w, w[first][inv]):
                 raise _Collision
-        pos = np.searchsorted(self.known_h, uh)
-        posc = np.minimum(pos, max(len(self.known_h) - 1, 0))
-        found = (pos < len(self.known_h)) & (self.known_h[posc] == uh) if len(self.known_h) else np.zeros(len(uh), bool)
-        gid_u = np.where(found, self.known_gid[posc] if len(self.known_gid) else 0, -1)
+        gid_u = self._known(uh)
+        found = gid_u >= 0
         new = np.flatnonzero(~found)
         g = self.g
         if len(new):
@@ -556,19 +555,32 @@ class FastTable:
             busy = np.maximum(_BUSY[ap[fi]], _BUSY[bp[fi]])
             cols["cap"][ids] = np.where(busy > 0, busy, SAMPLE_PACKETS)
             cols["bytecap"][ids] = np.where(busy > 0, BUSY_SAMPLE_BYTES, SAMPLE_BYTES)
-            order = np.argsort(np.concatenate([self.known_h, uh[new]]), kind="stable")
-            self.known_h = np.concatenate([self.known_h, uh[new]])[order]
-            self.known_gid = np.concatenate([self.known_gid, gid_u[new]])[order]
+            self._remember(uh[new], gid_u[new])
         old = np.flatnonzero(found)
-        if len(old):  # a known hash must carry the same key as the flow it names
-            ids, fi = gid_u[old], first[old]
-            cols = g.cols
-            for name, col in (("fam", c.fam), ("proto", c.proto), ("ahi", ahi), ("alo", alo), ("ap", ap),
-                              ("bhi", bhi), ("blo", blo), ("bp", bp)):
-                if not np.array_equal(cols[name][ids], col[fi]):
-                    raise _Collision
+        if len(old):
+            fi = first[old]
+            self._same_keys(gid_u[old], dict(zip(KEY, (c.fam[fi], c.proto[fi], ahi[fi], alo[fi], ap[fi], bhi[fi],
+                                                       blo[fi], bp[fi]), strict=True)))
         gid = gid_u[inv]
         self._count(gid, side, c)
+
+    def _known(self, h: np.ndarray) -> np.ndarray:
+        """The flow id of each key hash seen before, -1 for the new ones."""
+        pos = np.searchsorted(self.known_h, h)
+        posc = np.minimum(pos, max(len(self.known_h) - 1, 0))
+        found = (pos < len(self.known_h)) & (self.known_h[posc] == h) if len(self.known_h) else np.zeros(len(h), bool)
+        return np.where(found, self.known_gid[posc] if len(self.known_gid) else 0, -1)
+
+    def _remember(self, h: np.ndarray, gid: np.ndarray) -> None:
+        """Add new flows' key hashes and ids to the sorted lookup."""
+        both = np.concatenate([self.known_h, h])
+        order = np.argsort(both, kind="stable")
+        self.known_h, self.known_gid = both[order], np.concatenate([self.known_gid, gid])[order]
+
+    def _same_keys(self, ids: np.ndarray, key: dict[str, np.ndarray]) -> None:
+        """A known hash must carry the same key as the flow it names (else: a hash collision)."""
+        if any(not np.array_equal(self.g.cols[name][ids], key[name]) for name in KEY):
+            raise _Collision
 
     def _count(self, gid: np.ndarray, side: np.ndarray, c: _Cols) -> None:
         cols = self.g.cols
@@ -641,14 +653,10 @@ class FastTable:
             return not other.unsampled
         h = np.empty(n, np.uint64)
         h[other.known_gid] = other.known_h
-        pos = np.searchsorted(self.known_h, h)
-        posc = np.minimum(pos, max(len(self.known_h) - 1, 0))
-        found = (pos < len(self.known_h)) & (self.known_h[posc] == h) if len(self.known_h) else np.zeros(n, bool)
-        gid = np.where(found, self.known_gid[posc] if len(self.known_gid) else 0, -1)
-        keys = ("fam", "proto", "ahi", "alo", "ap", "bhi", "blo", "bp")
+        gid = self._known(h)
+        found = gid >= 0
         old = np.flatnonzero(found)
-        if any(not np.array_equal(self.g.cols[k][gid[old]], o.cols[k][old]) for k in keys):
-            raise _Collision
+        self._same_keys(gid[old], {k: o.cols[k][old] for k in KEY})
         new = np.flatnonzero(~found)  # other's flow ids are in order of first appearance: so are these
         gid[new] = self.g.n + np.arange(len(new))
         # the samples this table would have kept: per flow and side, a prefix of those `other` kept
@@ -667,7 +675,8 @@ class FastTable:
         keep = np.zeros(len(g2), bool)
         keep[order] = (had[order] + rank < cap[order]) & (had_bytes[order] + excl < bytecap[order])
         kept = np.flatnonzero(keep)  # frame order
-        if self.sampled_total + int(length[kept].sum()) > SAMPLE_BYTES_TOTAL:
+        kept_bytes = int(length[kept].sum())
+        if self.sampled_total + kept_bytes > SAMPLE_BYTES_TOTAL:
             return False  # the budget is spent first come, first served: only a sequential read says how
         # counters: flows seen before add up, new ones are copied
         g = self.g
@@ -690,7 +699,7 @@ class FastTable:
         n2 = g.n * 2
         cols["sampled"][:n2] += np.bincount(k2, minlength=n2)
         cols["sampled_bytes"][:n2] += np.bincount(k2, weights=length[kept], minlength=n2).astype(np.int64)
-        self.sampled_total += int(length[kept].sum())
+        self.sampled_total += kept_bytes
         moved = src[kept].copy()
         slow = moved < 0  # payloads other decoded the slow way: indices into the joined payload list
         moved[slow] -= len(self.payload_list)
@@ -698,9 +707,7 @@ class FastTable:
         for chunks, col in zip(self.samples, (gid[gcol[kept]], frame[kept] + frames, ts[kept], side[kept], seq[kept],
                                               moved, length[kept]), strict=True):
             chunks.append(col)
-        both = np.concatenate([self.known_h, h[new]])
-        order = np.argsort(both, kind="stable")
-        self.known_h, self.known_gid = both[order], np.concatenate([self.known_gid, gid[new]])[order]
+        self._remember(h[new], gid[new])
         return True
 
     def host(self) -> bytes | None:

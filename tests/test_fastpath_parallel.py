@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 from dataclasses import astuple
 
+import numpy as np
 import pytest
 
 from analyzer import fastpath, flows, forked
@@ -103,3 +104,31 @@ def test_progress_reaches_the_end_of_the_file(two_cores):
     fastpath.read_table(BIGGEST, CaptureStats(str(BIGGEST)), parallel=True,
                         progress=lambda _path, frames, offset, _done: seen.append((frames, offset)))
     assert seen[-1] == (read(BIGGEST, False)[3]["frames"], BIGGEST.stat().st_size)
+
+
+def test_a_hash_naming_another_flow_is_a_collision():
+    """absorb checks every known hash against the key of the flow it names, as add does."""
+    import copy
+
+    path = PCAPS[0]
+    table, handle = fastpath._read(path, CaptureStats(str(path)), str(path), None)
+    handle.close()
+    assert table.g.n >= 2
+    other = copy.deepcopy(table)
+    other.known_gid = other.known_gid[::-1].copy()  # each hash now names another flow
+    with pytest.raises(fastpath._Collision):
+        table.absorb(other, 1000)
+
+
+def test_colliding_hashes_fall_back_to_the_exact_slow_path(monkeypatch):
+    """With one hash per transport, flows collide across batches: read_flows redoes the capture packet by
+    packet and still gives the one true table."""
+    path = min(PCAPS, key=lambda p: p.stat().st_size)
+    want = read(path, False)
+    monkeypatch.setattr(fastpath, "BATCH", 1)
+    monkeypatch.setattr(fastpath, "_mix", lambda tag, *_words: tag.astype(np.uint64))
+    calls = []
+    real = fastpath.FastTable._same_keys
+    monkeypatch.setattr(fastpath.FastTable, "_same_keys", lambda self, *a: calls.append(1) or real(self, *a))
+    got = read(path, False)
+    assert calls and got[0] == want[0] and got[3] == want[3]
