@@ -17,7 +17,6 @@ import mmap
 import os
 import re
 import struct
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -711,22 +710,23 @@ class FastTable:
         return True
 
     def host(self) -> bytes | None:
-        """`FlowTable.local_host` of the whole capture (the address in the most flows), from the columns."""
-        ends = self._ends(np.arange(self.g.n))
-        seen = Counter(addr for pair in ends for addr in (pair[0][0], pair[1][0]))
-        return seen.most_common(1)[0][0] if seen else None
-
-    def _ends(self, ids: np.ndarray) -> list[tuple[tuple[bytes, int], tuple[bytes, int]]]:
-        cols = self.g.cols
-        out = []
-        for fam, ahi, alo, ap, bhi, blo, bp in zip(*(cols[k][ids].tolist() for k in (
-                "fam", "ahi", "alo", "ap", "bhi", "blo", "bp")), strict=True):
-            if fam == 4:
-                a, b = alo.to_bytes(4, "big"), blo.to_bytes(4, "big")
-            else:
-                a, b = ahi.to_bytes(8, "big") + alo.to_bytes(8, "big"), bhi.to_bytes(8, "big") + blo.to_bytes(8, "big")
-            out.append(((a, ap), (b, bp)))
-        return out
+        """`FlowTable.local_host` of the whole capture: the address in the most flows, of equally busy ones
+        the first seen (each flow's first end before its second), as Counter.most_common(1) picks."""
+        n, cols = self.g.n, self.g.cols
+        if not n:
+            return None
+        fam = np.repeat(cols["fam"][:n].astype(np.uint64), 2)
+        v4 = fam == 4
+        hi = np.where(v4, np.uint64(0), np.stack([cols["ahi"][:n], cols["bhi"][:n]], axis=1).reshape(-1))
+        lo = np.stack([cols["alo"][:n], cols["blo"][:n]], axis=1).reshape(-1)  # a0, b0, a1, b1, ...
+        order = np.lexsort((lo, hi, fam))
+        key = np.stack([fam, hi, lo], axis=1)[order]
+        starts = np.flatnonzero(np.concatenate([[True], (key[1:] != key[:-1]).any(axis=1)]))
+        counts = np.diff(np.append(starts, len(key)))
+        firsts = np.minimum.reduceat(order, starts)  # where each address first appears
+        busiest = np.flatnonzero(counts == counts.max())
+        f, h, low = key[starts[busiest[np.argmin(firsts[busiest])]]].tolist()
+        return low.to_bytes(4, "big") if f == 4 else h.to_bytes(8, "big") + low.to_bytes(8, "big")
 
     def _sorted_samples(self) -> list[np.ndarray]:
         """All kept samples as columns (gid, frame, ts, side, seq, src, length), by flow then frame. Each column

@@ -285,8 +285,10 @@ def main() -> None:
     ap.add_argument("--packets", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--repeat", type=int, default=1, help="write the record section this many times")
+    ap.add_argument("--flows", type=int, default=100_000, help="busy: how many flows the packets are spread over")
     args = ap.parse_args()
-    events = call_events(args.seed, args.packets) if args.workload == "call" else busy_events(args.seed, args.packets)
+    events = (call_events(args.seed, args.packets) if args.workload == "call"
+              else busy_events(args.seed, args.packets, args.flows))
     n = write(events, args.out, args.repeat)
     print(f"{args.out}: {n} packets, {args.out.stat().st_size / 1e6:.0f} MB")
 

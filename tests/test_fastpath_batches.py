@@ -73,3 +73,29 @@ def test_rows_do_not_depend_on_the_forked_dissector(path, monkeypatch):
     split_stats, split = pipeline.capture_columns(path, split=True)
     assert {k: pipeline._as_list(v) for k, v in split.items()} == {k: pipeline._as_list(v) for k, v in alone.items()}
     assert (split_stats.frames, split_stats.warnings) == (stats.frames, stats.warnings)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_host_is_the_busiest_address_first_seen_among_equals(tmp_path, seed):
+    """`host` (numpy) picks what FlowTable.local_host (a Counter) picks, ties included; IPv4 and IPv6
+    addresses with the same low bits stay apart."""
+    import random
+
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+
+    from tests.conftest import write_pcap
+
+    rnd = random.Random(seed)
+    pool = ["10.0.0.1", "10.0.0.2", "0.0.0.1", "192.0.2.7", "::1", "::10.0.0.1", "2001:db8::1", "2001:db8::2"]
+    frames = []
+    for i in range(rnd.randrange(1, 14)):
+        a, b = rnd.sample([h for h in pool if ":" in h] if rnd.random() < 0.5 else
+                          [h for h in pool if ":" not in h], 2)
+        ip = IPv6(src=a, dst=b) if ":" in a else IP(src=a, dst=b)
+        frames.append(bytes(Ether() / ip / UDP(sport=1000 + i, dport=2000) / b"x"))
+    path = write_pcap(tmp_path / "ties.pcap", frames)
+    batches = fastpath.read_flows(path, CaptureStats(str(path)))
+    batches.close()
+    assert batches.host == fastpath.read_table(path).local_host()
