@@ -270,12 +270,9 @@ class _Flow:
             self.channels.add(cd[0])
         self.payload(cd[1], frame, from_orig)
 
-    def stream(self, from_orig: bool) -> None:
-        """STUN / ChannelData messages of one TCP direction: plain TURN framing or RFC 4571 prefixes."""
-        data, marks = self.view.stream(from_orig)
-        framed = len(data) >= 22 and parse(data[2:2 + int.from_bytes(data[:2], "big")]) is not None
-        if not framed and not looks_like_stun(data):
-            return
+    def stream(self, data: bytes, marks: list[tuple[int, int]], framed: bool, from_orig: bool) -> None:
+        """STUN / ChannelData messages of one TCP direction (`_framing` says which): plain TURN framing or
+        RFC 4571 prefixes."""
         off = 0
         for _ in range(MAX_STREAM_MESSAGES):
             if off + 4 > len(data):
@@ -348,7 +345,20 @@ def inspect(view: FlowView, facts: Facts) -> None:
             if s.payload:
                 flow.datagram(s.payload, s.frame, s.from_orig)
     else:
-        flow = _Flow(view, facts)
-        for from_orig in (True, False):
-            flow.stream(from_orig)
+        flow = None
+        for from_orig in (True, False):  # most TCP flows are neither: no state is built for them
+            data, marks = view.stream(from_orig)
+            framed = _framing(data)
+            if framed is not None:
+                flow = flow or _Flow(view, facts)
+                flow.stream(data, marks, framed, from_orig)
+        if flow is None:
+            return
     flow.finish()
+
+
+def _framing(data: bytes) -> bool | None:
+    """How a TCP stream carries STUN: with RFC 4571 length prefixes (True), plainly (False), or not (None)."""
+    if len(data) >= 22 and parse(data[2:2 + int.from_bytes(data[:2], "big")]) is not None:
+        return True
+    return False if looks_like_stun(data) else None
