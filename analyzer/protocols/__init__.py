@@ -91,18 +91,23 @@ class FlowView:
         segs = [s for s in self.samples if s.from_orig == from_orig and s.payload]
         if not segs:
             return b"", []
-        expect = segs[0].seq
-        for s in segs:  # the common case: segments in frame order, each starting where the last ended
+        # the common case, in one pass: segments in frame order, each starting where the last ended
+        parts, marks, size, expect = [], [], 0, segs[0].seq
+        for s in segs:
             if s.seq != expect:
                 break
+            if size < limit:
+                marks.append((size, s.frame))
+                parts.append(s.payload)
+                size += len(s.payload)
             expect = (expect + len(s.payload)) & 0xFFFFFFFF
         else:
-            return self._in_order(segs, limit)
+            return b"".join(parts)[:limit], marks
         first = segs[0].seq  # signed distances from the first segment seen survive wraparound
         base = (first + min(((s.seq - first + 0x80000000) & 0xFFFFFFFF) - 0x80000000 for s in segs)) & 0xFFFFFFFF
         ordered = sorted(segs, key=lambda s: ((s.seq - base) & 0xFFFFFFFF, s.frame))
         out = bytearray()
-        marks: list[tuple[int, int]] = []
+        marks = []
         for s in ordered:
             rel = (s.seq - base) & 0xFFFFFFFF
             if rel > len(out):
@@ -114,18 +119,6 @@ class FlowView:
             if len(out) >= limit:
                 break
         return bytes(out[:limit]), marks
-
-    @staticmethod
-    def _in_order(segs: list[Sample], limit: int) -> tuple[bytes, list[tuple[int, int]]]:
-        """`_reassemble` of contiguous segments already in sequence order: their payloads joined."""
-        parts, marks, size = [], [], 0
-        for s in segs:
-            marks.append((size, s.frame))
-            parts.append(s.payload)
-            size += len(s.payload)
-            if size >= limit:
-                break
-        return b"".join(parts)[:limit], marks
 
 
 def frame_at(marks: list[tuple[int, int]], offset: int) -> int:

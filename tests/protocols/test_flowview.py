@@ -31,6 +31,13 @@ def test_in_order_segments_give_what_the_general_reassembly_gives(pieces, isn, l
     assert fast[0] == b"".join(pieces)[:limit]
 
 
+def test_a_segment_out_of_order_after_the_limit_still_takes_the_general_path():
+    """Earlier bytes seen last move the stream's start, even when the segments before them fill the limit."""
+    view = _view([(1, 100, b"abcd"), (2, 104, b"efgh"), (3, 96, b"WXYZ")])
+    assert view.stream(True, 4) == (b"WXYZ", [(0, 3)])
+    assert view.stream(True) == (b"WXYZabcdefgh", [(0, 3), (4, 1), (8, 2)])
+
+
 def test_a_retransmission_takes_the_general_path():
     view = _view([(1, 100, b"abcd"), (2, 104, b"efgh"), (3, 104, b"efgh"), (4, 108, b"ij")])
     assert view.stream(True) == (b"abcdefghij", [(0, 1), (4, 2), (8, 4)])
