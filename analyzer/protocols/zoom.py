@@ -168,6 +168,8 @@ def _media(view: FlowView, facts: Facts) -> None:
         if media is not None:
             found.append((*media, s.from_orig, s.frame))
     shake = handshake(view) if server else []
+    if not found and not shake:  # nearly every flow: nothing below would confirm anything
+        return
     ssrcs = Counter(m[1] for m in found)
     # an SSRC seen once may be an accident of bytes; an RTCP length walk that ends exactly is not, in a flow
     # that opened with Zoom's own handshake
