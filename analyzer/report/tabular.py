@@ -7,6 +7,7 @@ import io
 import json
 import math
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from itertools import chain, repeat
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import TextIO
@@ -14,7 +15,7 @@ from typing import TextIO
 import pandas as pd
 from pandas.api.extensions import ExtensionArray, ExtensionDtype
 
-from analyzer import __version__
+from analyzer import __version__, forked
 from analyzer.pipeline import SCHEMA, Audit
 from analyzer.report.escape import csv_cell, terminal
 
@@ -35,20 +36,46 @@ def _clean(value: object) -> object:
 
 
 CHUNK_ROWS = 4096  # flows converted at a time: bounds the per-cell strings of a big report
+TEXT_ROWS = 512  # flows per JSON text handed to `out` (~0.8 MB): no chunk-sized strings to fragment the heap
+# from this many chunks a forked child makes every other one: forking the ~250 MB process and the copy-on-write
+# faults that follow cost about one chunk's work (measured: no gain on JSON below 4 chunks, some on CSV)
+PARALLEL_CHUNKS = 4
 
 
-def _column_chunks(df: pd.DataFrame, column: Callable[[list, bool], list], missing: object) -> Iterator[list[list]]:
-    """The flows CHUNK_ROWS at a time, column by column: `column(values, numeric)` of the Python values
-    (`tolist`: numbers are Python numbers). Text, integer and boolean extension columns are factorised in
-    C, so `column` sees each distinct value of the chunk once, and their missing cells are `missing`."""
+def _chunked(df: pd.DataFrame, column: Callable[[list, bool], list],
+             missing: object) -> tuple[range, Callable[[int], list[list]]]:
+    """The first row of each chunk of CHUNK_ROWS flows, and the function that makes a chunk's columns from
+    its first row: `column(values, numeric)` of the Python values (`tolist`: numbers are Python numbers).
+    Text, integer and boolean extension columns are factorised in C, per chunk, so `column` sees each
+    distinct value of the chunk once, and their missing cells are `missing`. Chunks are independent."""
     series = [df.iloc[:, i] for i in range(df.shape[1])]
     numeric = [pd.api.types.is_numeric_dtype(s.dtype) for s in series]
     factorise = [isinstance(s.dtype, pd.StringDtype) or (isinstance(s.dtype, ExtensionDtype) and s.dtype.kind in "iub")
                  for s in series]  # not floats: 0.0 and -0.0 are one value to factorize
-    for start in range(0, len(df), CHUNK_ROWS):
-        stop = start + CHUNK_ROWS
-        yield [_factorised(s.array[start:stop], column, n, missing) if f else column(s.iloc[start:stop].tolist(), n)
-               for s, n, f in zip(series, numeric, factorise, strict=True)]
+    rows = CHUNK_ROWS
+
+    def chunk(start: int) -> list[list]:
+        stop = start + rows
+        return [_factorised(s.array[start:stop], column, n, missing) if f else column(s.iloc[start:stop].tolist(), n)
+                for s, n, f in zip(series, numeric, factorise, strict=True)]
+
+    return range(0, len(df), rows), chunk
+
+
+def _column_chunks(df: pd.DataFrame, column: Callable[[list, bool], list], missing: object) -> Iterator[list[list]]:
+    """The columns of each chunk in turn (see `_chunked`)."""
+    starts, chunk = _chunked(df, column, missing)
+    return map(chunk, starts)
+
+
+def _write_chunks(out: TextIO, starts: range, texts: Callable[[int], list[str]]) -> None:
+    """`texts(start)` of each chunk written in order; from PARALLEL_CHUNKS chunks on, a forked child makes
+    every other chunk's texts (handed back through a pipe) while this process makes the rest and does all
+    the writing."""
+    with closing(forked.ordered_map(texts, starts, len(starts) >= PARALLEL_CHUNKS)) as chunks:
+        for parts in chunks:
+            out.writelines(parts)
+            del parts  # not held while the next chunk is made or read
 
 
 def _factorised(values: ExtensionArray, column: Callable[[list, bool], list], numeric: bool,
@@ -253,7 +280,8 @@ def _encode_objects(values: list) -> list[str]:
 def write_json(audit: Audit, out: TextIO) -> None:
     """The JSON document, written as `json.dumps(document(audit), indent=2, ensure_ascii=False)` would,
     byte for byte; flows are encoded a chunk of columns at a time instead of cell by cell through the
-    pure-Python indenting encoder, and never held as one string (a 100k-flow report is ~150 MB)."""
+    pure-Python indenting encoder, and never held as one string (a 100k-flow report is ~150 MB); on big
+    reports a forked child encodes every other chunk (`_write_chunks`)."""
     marker = f"@flows-{id(audit):x}@"
     head, _, tail = json.dumps(document(audit, marker), indent=2, ensure_ascii=False).rpartition(
         encode_basestring(marker))
@@ -269,17 +297,22 @@ def write_json(audit: Audit, out: TextIO) -> None:
         keys = [f",\n      {_key(c)}: " for c in cols]
         keys[0] = ",\n    {" + keys[0][1:]
         width = 2 * len(cols) + 1
-        first = True
-        for columns in _column_chunks(audit.flows, _encode_column, "null"):
+        starts, chunk = _chunked(audit.flows, _encode_column, "null")
+
+        def texts(start: int) -> list[str]:
+            columns = chunk(start)
             rows = len(columns[0])
             pieces: list = [None] * (rows * width)
             for i, (key, column) in enumerate(zip(keys, columns, strict=True)):
                 pieces[2 * i::width] = [key] * rows
                 pieces[2 * i + 1::width] = column
             pieces[width - 1::width] = ["\n    }"] * rows
-            text = "".join(pieces)
-            out.write("[" + text[1:] if first else text)
-            first = False
+            if start == 0:
+                pieces[0] = "[" + pieces[0][1:]
+            step = TEXT_ROWS * width
+            return ["".join(pieces[i:i + step]) for i in range(0, len(pieces), step)]
+
+        _write_chunks(out, starts, texts)
         out.write("\n  ]")
     out.write(tail + "\n")
 
@@ -339,13 +372,19 @@ def write_csv(audit: Audit, out: TextIO) -> None:
 
     The frame accounting of each capture comes first as `#` comment lines (Zeek style: pandas reads
     the table with `comment="#"`), so a CSV report never loses count of what was skipped.
-    Rows are converted and written a chunk of columns at a time.
+    Rows are converted a chunk of columns at a time (on big reports, every other chunk in a forked child)
+    and written in order.
     """
     out.writelines(f"# {line}\r\n" for line in accounting_lines(audit))
-    writer = csv.writer(out)
-    writer.writerow(list(audit.flows.columns))
-    for columns in _column_chunks(audit.flows, _csv_column, ""):
-        writer.writerows(zip(*columns, strict=True))
+    csv.writer(out).writerow(list(audit.flows.columns))
+    starts, chunk = _chunked(audit.flows, _csv_column, "")
+
+    def texts(start: int) -> list[str]:
+        rows = io.StringIO()  # no newline translation: the writer's own "\r\n" reach `out` as they did
+        csv.writer(rows).writerows(zip(*chunk(start), strict=True))
+        return [rows.getvalue()]
+
+    _write_chunks(out, starts, texts)
 
 
 def to_csv(audit: Audit) -> str:
