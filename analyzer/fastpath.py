@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from analyzer import forked
 from analyzer.capture import (
@@ -55,6 +56,7 @@ MIN_SEGMENT = 65536  # a chain walks at least this many bytes (> SYNC_WINDOW)
 SEGMENTS = 1024  # record chains walked in lockstep per region
 FRAME_WINDOW = 80  # bytes of each frame read for headers: Ethernet + 2 VLAN tags + IPv6 + TCP up to its flags
 SYNC_WINDOW = 2048  # bytes searched for a plausible record header at each chain's guessed start
+SYNC_STEPS = (512, 1024)  # ... first this far, then this far (each for the guesses still without one), then all
 READ_GAP = 64 << 10  # sample payloads closer than this are read with one pread
 READ_RUN = 8 << 20  # ... of at most about this many bytes
 BATCH_FLOWS = 1024  # flows handed on at a time by `batch_parts`
@@ -78,8 +80,8 @@ class _Collision(Exception):
 
 
 class _Views:
-    """Integer reads at arbitrary byte offsets of the buffer, built from aligned 64-bit words (numpy's
-    unaligned byte-swapping gathers are ~10x slower)."""
+    """Reads at arbitrary byte offsets of the buffer: byte windows as rows of a strided view, integers
+    from aligned 64-bit words (numpy's unaligned byte-swapping gathers are ~10x slower)."""
 
     def __init__(self, buf, endian: str = "<") -> None:
         n = len(buf)
@@ -89,30 +91,28 @@ class _Views:
         self.u8 = np.frombuffer(buf, np.uint8)
         self.nw = n // 8
         self.w = np.frombuffer(buf, "<u8", count=self.nw)
-        self.ext_base = max(0, self.nw - 16)
-        ext = bytes(buf[8 * self.ext_base:n]) + bytes(136)
-        self.ext = np.frombuffer(ext[:len(ext) // 8 * 8], "<u8")
 
     def window(self, start: np.ndarray, nbytes: int) -> np.ndarray:
-        """Bytes [start, start + nbytes) of every row as a (rows, >= nbytes) uint8 array, built from aligned
-        64-bit words shifted into place. Bytes past the end of the file read as zero."""
-        k = (nbytes + 7) // 8
-        i0 = start >> 3
-        n = len(start)
-        idx = (i0[:, None] + np.arange(k + 1)).ravel()
-        last = self.nw - 1
-        g = self.w[np.minimum(idx, last)].reshape(n, k + 1) if self.nw else np.zeros((n, k + 1), np.uint64)
-        tail = np.flatnonzero(i0 + k + 1 > self.nw)
-        if len(tail):  # rows reaching the last, partial word: read them from a zero-padded copy of the end
-            rel = i0[tail] - self.ext_base
-            g[tail] = self.ext[np.minimum(rel[:, None] + np.arange(k + 1), len(self.ext) - 1)]
-        sh = ((start & 7) * 8).astype(np.uint64)[:, None]
-        out = g[:, :-1] >> sh
-        out |= (g[:, 1:] << (np.uint64(63) - sh)) << np.uint64(1)
-        return out.view(np.uint8)
+        """Bytes [start, start + nbytes) of every row as a (rows, >= nbytes) uint8 array: rows of a strided
+        view of the buffer (one at each byte offset), taken by index, a short copy per row. Bytes past the
+        end of the file read as zero."""
+        width = (nbytes + 7) // 8 * 8
+        rows = as_strided(self.u8, shape=(max(self.size - width + 1, 0), width), strides=(1, 1), writeable=False)
+        inside = start <= self.size - width
+        if inside.all():
+            return rows[start]
+        out = np.zeros((len(start), width), np.uint8)
+        out[inside] = rows[start[inside]]
+        base = max(0, self.size - width)  # rows reaching past the end: from a zero-padded copy of it
+        padded = np.concatenate([self.u8[base:], np.zeros(width, np.uint8)])
+        ends = as_strided(padded, shape=(len(padded) - width + 1, width), strides=(1, 1), writeable=False)
+        out[~inside] = ends[np.minimum(start[~inside] - base, len(padded) - width)]
+        return out
 
     def u32(self, x: np.ndarray) -> np.ndarray:
         """The 4-byte unsigned integer (in the capture's byte order) at each offset `x` (x + 4 <= size)."""
+        if not len(x):
+            return np.zeros(0, np.int64)
         i = x >> 3
         sh = ((x & 7) * 8).astype(np.uint64)
         last = self.nw - 1
@@ -151,38 +151,47 @@ def _sync_guesses(v: _Views, starts: np.ndarray, step: int, size: int, limit: in
     """For each guessed boundary, the first offset after it that looks like a record header whose
     successor does too (-1 if none in the window). Only a guess: the walk proves or refutes it.
 
-    Cheap first test: captured and original lengths below 64 KiB, i.e. their two high bytes are zero."""
+    The window is searched in growing steps (SYNC_STEPS), each only for the guesses still without a header:
+    most find one within a record's length. Cheap first test: captured and original lengths below 64 KiB,
+    i.e. their two high bytes are zero."""
     k = len(starts)
     out = np.full(k, -1, np.int64)
-    w = SYNC_WINDOW
-    if k == 0 or int(starts[-1]) + w + 32 > size:
+    if k == 0 or int(starts[-1]) + SYNC_WINDOW + 32 > size:
         return out
-    rows = np.ndarray((k, w + 16), np.uint8, buffer=v.buf, offset=int(starts[0]), strides=(step, 1))
+    full = np.ndarray((k, SYNC_WINDOW + 16), np.uint8, buffer=v.buf, offset=int(starts[0]), strides=(step, 1))
     le = v.endian == "<"
     hi = (10, 11, 14, 15) if le else (8, 9, 12, 13)
-    z = rows[:, hi[0]:hi[0] + w] == 0
-    for h in hi[1:]:
-        z &= rows[:, h:h + w] == 0
     top = np.uint8(sec0 >> 24)  # and the seconds' top byte within 4 of the first record's
-    at = 3 if le else 0
-    z &= (rows[:, at:at + w] - top + np.uint8(4)) <= np.uint8(8)
-    z &= rows[:, (7 if le else 4):(7 if le else 4) + w] <= np.uint8(fracmax >> 24)
-    r, c = np.nonzero(z)
-    del rows
-    if not len(r):
-        return out
-    pos = starts[r] + c
-    ok = np.ones(len(pos), bool)
-    for depth in range(3):  # this header and the next two must look right
-        inside = pos + 16 <= size
-        pc = np.minimum(pos, size - 16)
-        sec, frac, cap, orig = (v.u32(pc + i) for i in (0, 4, 8, 12))
-        ok &= (pos == size) & (depth > 0) | inside & (np.abs(sec - sec0) < (1 << 26)) & (frac < fracmax) \
-            & (cap <= limit) & (orig >= cap)
-        pos = np.where(pos == size, pos, pos + 16 + cap)
-    r = r[ok]
-    first_rows, first = np.unique(r, return_index=True)
-    out[first_rows] = (starts[r] + c[ok])[first]
+    at, frac_at = (3, 7) if le else (0, 4)
+    todo = np.arange(k)
+    lo = 0
+    for upto in [*(s for s in SYNC_STEPS if s < SYNC_WINDOW), SYNC_WINDOW]:
+        w = upto - lo
+        rows = full[todo, lo:upto + 16]  # a copy of these rows' bytes [lo, upto + 16)
+        z = rows[:, hi[0]:hi[0] + w] == 0
+        for h in hi[1:]:
+            z &= rows[:, h:h + w] == 0
+        z &= (rows[:, at:at + w] - top + np.uint8(4)) <= np.uint8(8)
+        z &= rows[:, frac_at:frac_at + w] <= np.uint8(fracmax >> 24)
+        r, c = np.nonzero(z)
+        del rows, z
+        if len(r):
+            pos = starts[todo[r]] + lo + c
+            ok = np.ones(len(pos), bool)
+            for depth in range(3):  # this header and the next two must look right
+                inside = pos + 16 <= size
+                pc = np.minimum(pos, size - 16)
+                sec, frac, cap, orig = (v.u32(pc + i) for i in (0, 4, 8, 12))
+                ok &= (pos == size) & (depth > 0) | inside & (np.abs(sec - sec0) < (1 << 26)) & (frac < fracmax) \
+                    & (cap <= limit) & (orig >= cap)
+                pos = np.where(pos == size, pos, pos + 16 + cap)
+            r = r[ok]
+            found, first = np.unique(r, return_index=True)  # rows in order; each row's first hit
+            out[todo[found]] = starts[todo[found]] + lo + c[ok][first]
+            todo = np.delete(todo, found)
+        if not len(todo):
+            break
+        lo = upto
     return out
 
 

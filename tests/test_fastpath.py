@@ -7,6 +7,8 @@ from dataclasses import astuple
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 import scapy.contrib.gtp  # noqa: F401  (binds GTP-U on UDP 2152 so scapy sees the inner packet)
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import (
@@ -182,3 +184,17 @@ def test_sample_budget_is_spent_in_frame_order(tmp_path, monkeypatch):
                     / Raw(b"p" * (30 + i))) for i in range(60)]
     table = assert_same(write_pcap(tmp_path / "b.pcap", frames))
     assert table.unsampled > 0
+
+
+@given(st.binary(max_size=300), st.lists(st.integers(0, 320), max_size=20), st.sampled_from([1, 4, 8, 80, 96]),
+       st.sampled_from(["<", ">"]))
+def test_views_read_what_slicing_reads(data, starts, nbytes, endian):
+    """Byte windows and 4-byte integers at any offset, near and past the end (zeros there), as slices say."""
+    v = fastpath._Views(data, endian)
+    at = np.array(starts, np.int64)
+    w = v.window(at, nbytes)
+    assert w.shape == (len(starts), (nbytes + 7) // 8 * 8) and w.dtype == np.uint8
+    for row, s in zip(w, starts, strict=True):
+        assert bytes(row) == (data[s:s + w.shape[1]] + bytes(w.shape[1]))[:w.shape[1]]
+    inside = [s for s in starts if s + 4 <= len(data)]
+    assert v.u32(np.array(inside, np.int64)).tolist() == [struct.unpack_from(endian + "I", data, s)[0] for s in inside]
