@@ -7,9 +7,9 @@ from dataclasses import astuple
 
 import numpy as np
 import pytest
+import scapy.contrib.gtp  # noqa: F401  (binds GTP-U on UDP 2152 so scapy sees the inner packet)
 from hypothesis import given
 from hypothesis import strategies as st
-import scapy.contrib.gtp  # noqa: F401  (binds GTP-U on UDP 2152 so scapy sees the inner packet)
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import (
     IPv6,
