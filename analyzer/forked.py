@@ -16,6 +16,20 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+PIPE_BYTES = 1 << 20  # the child may run this far ahead of the parent (Linux's default limit for a pipe)
+
+
+def _widen(fd: int) -> None:
+    """Let the pipe hold PIPE_BYTES (64 KiB by default), so that the child can go on to its next item
+    while the parent is still busy with its own; where that cannot be had, the default stays."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (ImportError, AttributeError, OSError):
+        pass
+
+
 def ordered_map(fn: Callable[[Any], Any], items: Sequence, split: bool = True) -> Iterator:
     """`fn(item)` for each item, in order. With `split`, two cores and two items or more, a forked child
     computes the odd items and streams each result back through a pipe (it blocks until that result is
@@ -26,6 +40,7 @@ def ordered_map(fn: Callable[[Any], Any], items: Sequence, split: bool = True) -
             yield fn(item)
         return
     r, w = os.pipe()
+    _widen(w)
     # objects that exist now are left out of garbage collection while the two processes share them: a
     # collection writes to every object it scans, and each page it touches would be copied (~60 MB)
     gc.freeze()
