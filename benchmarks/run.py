@@ -3,6 +3,7 @@
     python benchmarks/run.py                      # call + busy workloads (generated once into --workdir)
     python benchmarks/run.py --big 4              # also a capture of the call's records 4x (~2.9 GB)
     python benchmarks/run.py --scapy-limit 0      # scapy on every packet (minutes)
+    python benchmarks/run.py --flows 100000,300000  # also busy captures of 10 packets a flow: memory per flow
 
 Prints, per workload and tool: median wall time over --repeat runs, packets/s, peak RSS (from
 /usr/bin/time, else getrusage of the children) and the ratio to callaudit; checks that all three count
@@ -162,6 +163,8 @@ def main() -> None:
     ap.add_argument("--scapy-limit", type=int, default=20_000, help="packets scapy reads (0: all)")
     ap.add_argument("--big", type=int, default=0, help="also audit the call's records repeated this many times")
     ap.add_argument("--jobs-copies", type=int, default=8, help="captures in the --jobs scaling run (0: skip)")
+    ap.add_argument("--flows", default="", help="comma-separated flow counts: busy captures of 10 packets a flow "
+                    "(memory grows with flows, not packets)")
     args = ap.parse_args()
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
@@ -204,6 +207,22 @@ def main() -> None:
         n = args.packets * args.big
         print(f"\nbig: {big.stat().st_size / 1e9:.1f} GB, {n} packets: {wall:.1f} s, {n / wall:,.0f} pkts/s, "
               f"peak {rss:.0f} MB")
+    if args.flows:
+        print("\nbusy captures of 10 packets a flow (one run each):")
+        peaks = []
+        for flows in (int(n) for n in args.flows.split(",")):
+            path = work / f"busy-{flows}-flows.pcap"
+            if not path.exists():
+                subprocess.run([sys.executable, str(HERE / "gen_capture.py"), "busy", str(path), "--packets",
+                                str(flows * 10), "--flows", str(flows)], check=True, stdout=subprocess.DEVNULL)
+            env = {**os.environ, "PYTHONPATH": str(ROOT)}
+            wall, rss, _ = timed([sys.executable, "-m", "analyzer", "audit", str(path), "--format", "json",
+                                  "--out", str(work / "flows.json")], env)
+            print(f"  {flows:>9,} flows: {wall:6.1f} s, peak {rss:5.0f} MB")
+            peaks.append((flows, rss))
+        if len(peaks) > 1 and peaks[-1][0] != peaks[0][0]:
+            slope = (peaks[-1][1] - peaks[0][1]) * 1e3 / (peaks[-1][0] - peaks[0][0])
+            print(f"  peak memory grows {slope:.2f} KB with each flow")
     print(f"\nstart-up floor (the bundled sample capture, all stages): {startup(work, args.repeat):.2f} s")
     if args.jobs_copies:
         scale = jobs_scaling(files["call"], args.jobs_copies, work, args.repeat)
