@@ -16,7 +16,7 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-PIPE_BYTES = 1 << 20  # the child may run this far ahead of the parent (Linux's default limit for a pipe)
+PIPE_BYTES = 1 << 20  # the child may run this far ahead of the parent (Linux's default pipe-max-size)
 
 
 def _widen(fd: int) -> None:
@@ -32,8 +32,8 @@ def _widen(fd: int) -> None:
 
 def ordered_map(fn: Callable[[Any], Any], items: Sequence, split: bool = True) -> Iterator:
     """`fn(item)` for each item, in order. With `split`, two cores and two items or more, a forked child
-    computes the odd items and streams each result back through a pipe (it blocks until that result is
-    read, so at most one waits), while this process computes the even ones: the results do not depend on
+    computes the odd items and streams each result back through a pipe (it blocks once PIPE_BYTES of
+    results wait to be read), while this process computes the even ones: the results do not depend on
     who computed what. The child shares this process's memory copy-on-write and never returns."""
     if not split or len(items) < 2 or cores() < 2 or not hasattr(os, "fork"):
         for item in items:

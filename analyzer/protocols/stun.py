@@ -167,8 +167,8 @@ def client_hint(payload: bytes, sport: int, dport: int) -> bool | None:
 class _Flow:
     """What one flow's STUN/TURN messages add up to."""
 
-    def __init__(self, view: FlowView, facts: Facts) -> None:
-        self.view, self.facts = view, facts
+    def __init__(self, facts: Facts) -> None:
+        self.facts = facts
         self.handshake = dtls.Handshake()
         self.transport = "udp"  # of the relay allocation: REQUESTED-TRANSPORT says when it is TCP (RFC 6062)
         self.types: list[int] = []
@@ -340,7 +340,7 @@ def inspect(view: FlowView, facts: Facts) -> None:
                       if s.payload and _stun_datagram(s.payload, demux.kind(s.payload))), None)
         if first is None:
             return
-        flow = _Flow(view, facts)
+        flow = _Flow(facts)
         for s in view.samples[first:]:
             if s.payload:
                 flow.datagram(s.payload, s.frame, s.from_orig)
@@ -350,7 +350,7 @@ def inspect(view: FlowView, facts: Facts) -> None:
             data, marks = view.stream(from_orig)
             framed = _framing(data)
             if framed is not None:
-                flow = flow or _Flow(view, facts)
+                flow = flow or _Flow(facts)
                 flow.stream(data, marks, framed, from_orig)
         if flow is None:
             return
