@@ -89,27 +89,27 @@ def handshake_messages(data: bytes, marks: list[tuple[int, int]]) -> list[tuple[
     where a second ClientHello (after a HelloRetryRequest) or the ServerHello still follows in the clear:
     such records are kept only when they hold exactly one well-formed hello.
     """
-    hs = bytearray()
+    contents: list[bytes] = []
     pieces: list[tuple[int, int]] = []  # (offset in hs, offset in stream) per record fragment
-    off = 0
+    size = off = 0
     after_ccs = False
     while off + 5 <= len(data):
-        ctype, major, _minor, length = data[off], data[off + 1], data[off + 2], struct.unpack_from(
-            "!H", data, off + 3)[0]
+        ctype, major, length = data[off], data[off + 1], data[off + 3] << 8 | data[off + 4]
         if ctype not in (20, 21, 22, 23) or major != 3:
             break
         if ctype == HANDSHAKE:
             content = data[off + 5:off + 5 + length]
             if after_ccs and not _hello_record(content):
                 break
-            pieces.append((len(hs), off + 5))
-            hs += content
+            pieces.append((size, off + 5))
+            contents.append(content)
+            size += len(content)
         elif ctype == 20:
             after_ccs = True
         elif ctype == 23:  # application data: the handshake is over, or encrypted
             break
         off += 5 + length
-
+    hs = bytes(contents[0]) if len(contents) == 1 else b"".join(contents)  # one record: no copy (bytes of bytes)
     piece_starts = [p[0] for p in pieces]
 
     def frame_of(h: int) -> int:
@@ -125,8 +125,8 @@ def handshake_messages(data: bytes, marks: list[tuple[int, int]]) -> list[tuple[
         mlen = int.from_bytes(hs[pos + 1:pos + 4], "big")
         if pos + 4 + mlen > len(hs):
             break
-        frames = sorted({frame_of(pos), frame_of(pos + 3 + mlen)})
-        out.append((mtype, bytes(hs[pos:pos + 4 + mlen]), frames))
+        first, last = frame_of(pos), frame_of(pos + 3 + mlen)
+        out.append((mtype, hs[pos:pos + 4 + mlen], [first] if first == last else sorted((first, last))))
         pos += 4 + mlen
     return out
 
