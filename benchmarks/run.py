@@ -52,6 +52,14 @@ print(n, len(flows), time.perf_counter() - t)
 """
 
 
+def audit(target: Path, out: Path) -> list[str]:
+    """The command that audits `target` with this checkout's analyzer (see AUDIT_ENV), JSON to `out`."""
+    return [sys.executable, "-m", "analyzer", "audit", str(target), "--format", "json", "--out", str(out)]
+
+
+AUDIT_ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
 def timed(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
     """(wall seconds, peak RSS MB, stdout) of one command."""
     if TIME:
@@ -98,11 +106,9 @@ def callaudit_flows(doc: dict) -> int:
 
 
 def bench(path: Path, packets: int, args: argparse.Namespace, work: Path) -> list[dict]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = work / (path.stem + ".json")
     rows = []
-    runs = [timed([sys.executable, "-m", "analyzer", "audit", str(path), "--format", "json", "--out", str(out)],
-                  env) for _ in range(args.repeat)]
+    runs = [timed(audit(path, out), AUDIT_ENV) for _ in range(args.repeat)]
     doc = json.loads(out.read_text())
     ours = callaudit_flows(doc)
     rows.append({"tool": "callaudit audit (all stages, JSON written)", "wall": statistics.median(r[0] for r in runs),
@@ -139,20 +145,17 @@ def jobs_scaling(path: Path, copies: int, work: Path, repeat: int) -> list[tuple
     folder.mkdir()
     for i in range(copies):
         os.symlink(path, folder / f"call{i}.pcap")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    audit = [sys.executable, "-m", "analyzer", "audit", str(folder), "--format", "json", "--out", str(work / "many.json")]
-    runs = [("one core, --jobs 1", ["taskset", "-c", "0", *audit, "--jobs", "1"] if shutil.which("taskset") else None),
-            ("all cores, --jobs 1", [*audit, "--jobs", "1"]), ("all cores, --jobs 2", [*audit, "--jobs", "2"])]
-    return [(label, statistics.median(timed(cmd, env)[0] for _ in range(repeat))) for label, cmd in runs if cmd]
+    cmd = audit(folder, work / "many.json")
+    runs = [("one core, --jobs 1", ["taskset", "-c", "0", *cmd, "--jobs", "1"] if shutil.which("taskset") else None),
+            ("all cores, --jobs 1", [*cmd, "--jobs", "1"]), ("all cores, --jobs 2", [*cmd, "--jobs", "2"])]
+    return [(label, statistics.median(timed(c, AUDIT_ENV)[0] for _ in range(repeat))) for label, c in runs if c]
 
 
 def startup(work: Path, repeat: int) -> float:
     """Median wall time of auditing the bundled sample capture (a few hundred packets): the fixed cost of
     starting Python, typer, pandas and the GeoIP databases, which every audit pays."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "analyzer", "audit", str(ROOT / "pcaps" / "zoom_call.pcap"), "--format", "json",
-           "--out", str(work / "sample.json")]
-    return statistics.median(timed(cmd, env)[0] for _ in range(repeat))
+    cmd = audit(ROOT / "pcaps" / "zoom_call.pcap", work / "sample.json")
+    return statistics.median(timed(cmd, AUDIT_ENV)[0] for _ in range(repeat))
 
 
 def main() -> None:
@@ -201,9 +204,7 @@ def main() -> None:
         if not big.exists():
             subprocess.run([sys.executable, str(HERE / "gen_capture.py"), "call", str(big), "--packets",
                             str(args.packets), "--repeat", str(args.big)], check=True)
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        wall, rss, _ = timed([sys.executable, "-m", "analyzer", "audit", str(big), "--format", "json", "--out",
-                              str(work / "big.json")], env)
+        wall, rss, _ = timed(audit(big, work / "big.json"), AUDIT_ENV)
         n = args.packets * args.big
         print(f"\nbig: {big.stat().st_size / 1e9:.1f} GB, {n} packets: {wall:.1f} s, {n / wall:,.0f} pkts/s, "
               f"peak {rss:.0f} MB")
@@ -215,9 +216,7 @@ def main() -> None:
             if not path.exists():
                 subprocess.run([sys.executable, str(HERE / "gen_capture.py"), "busy", str(path), "--packets",
                                 str(flows * 10), "--flows", str(flows)], check=True, stdout=subprocess.DEVNULL)
-            env = {**os.environ, "PYTHONPATH": str(ROOT)}
-            wall, rss, _ = timed([sys.executable, "-m", "analyzer", "audit", str(path), "--format", "json",
-                                  "--out", str(work / "flows.json")], env)
+            wall, rss, _ = timed(audit(path, work / "flows.json"), AUDIT_ENV)
             print(f"  {flows:>9,} flows: {wall:6.1f} s, peak {rss:5.0f} MB")
             peaks.append((flows, rss))
         if len(peaks) > 1 and peaks[-1][0] != peaks[0][0]:
