@@ -7,11 +7,14 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from analyzer.errors import CallauditError
+
+if TYPE_CHECKING:
+    from analyzer.fastpath import ReadAhead
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Where did a call's traffic go? Offline jurisdiction audit of packet captures.")
@@ -99,14 +102,29 @@ def audit(
                                       help="Read this many captures at a time, one process each.")] = 1,
 ) -> None:
     """Audit captures: every server, its name and country, key exchange, and policy violations."""
-    from analyzer.geo import GeoLookup
-    from analyzer.jurisdiction import load_policy, policy_from_expect
-    from analyzer.pipeline import analyze
-
     if expect and policy:
         raise CallauditError("give --expect or --policy, not both")
     if fmt is Format.parquet and out is None:
         raise CallauditError("--format parquet writes a binary file: give --out FILE.parquet")
+    from analyzer import fastpath
+
+    # one big pcap: a second process starts reading it now, while this one imports pandas and the rest
+    ahead = fastpath.read_ahead(captures[0]) if len(captures) == 1 and captures[0].is_file() else None
+    try:
+        _audit(captures, expect, policy, geoip, local, vantage, require_registered, discover, fmt, out, jobs, ahead)
+    finally:
+        if ahead is not None:
+            ahead.close()
+
+
+def _audit(captures: list[Path], expect: str | None, policy: Path | None, geoip: list[Path] | None,
+           local: str | None, vantage: str | None, require_registered: bool, discover: bool, fmt: Format,
+           out: Path | None, jobs: int, ahead: ReadAhead | None) -> None:
+    """`audit` once its options are known (`ahead`: the capture's reading begun, or None)."""
+    from analyzer.geo import GeoLookup
+    from analyzer.jurisdiction import load_policy, policy_from_expect
+    from analyzer.pipeline import analyze
+
     pol = load_policy(policy) if policy else policy_from_expect(expect) if expect else None
     if local:
         import ipaddress
@@ -135,7 +153,8 @@ def audit(
 
         paths = expand(captures)
         with bar(paths) as progress:
-            result = analyze(paths, geo, pol, vantage=place, local=local, progress=progress, jobs=jobs)
+            result = analyze(paths, geo, pol, vantage=place, local=local, progress=progress, jobs=jobs,
+                             ahead=ahead)
     finally:
         geo.close()
     _emit(result, fmt, out)

@@ -827,10 +827,11 @@ class FastTable:
 
 
 def read_table(path: str | Path, stats: CaptureStats | None = None, capture_id: str | None = None,
-               progress: Callable[[str, int, int, bool], None] | None = None, parallel: bool = False) -> FlowTable:
+               progress: Callable[[str, int, int, bool], None] | None = None, parallel: bool = False,
+               ahead: ReadAhead | None = None) -> FlowTable:
     """Read one capture into a `FlowTable` (the same one `FlowTable.add` over `read_capture` builds).
     `progress(path, frames read, bytes read, False)` is called after every batch."""
-    batches = read_flows(path, stats, capture_id, progress, whole=True, parallel=parallel)
+    batches = read_flows(path, stats, capture_id, progress, whole=True, parallel=parallel, ahead=ahead)
     try:
         return next(iter(batches))
     finally:
@@ -853,15 +854,16 @@ class FlowBatches:
 
 def read_flows(path: str | Path, stats: CaptureStats | None = None, capture_id: str | None = None,
                progress: Callable[[str, int, int, bool], None] | None = None, whole: bool = False,
-               parallel: bool = False) -> FlowBatches:
+               parallel: bool = False, ahead: ReadAhead | None = None) -> FlowBatches:
     """Read one capture; its flows come in batches (`whole`: one FlowTable of every flow). Close it.
-    `parallel`: a big pcap is read by two processes when there are two cores."""
+    `parallel`: a big pcap is read by two processes when there are two cores (`ahead`: the second may have
+    started already, see `read_ahead`)."""
     path = Path(path)
     stats = stats if stats is not None else CaptureStats(str(path))
     snapshot = (stats.format, list(stats.link_types), stats.frames, stats.decoded, stats.fragments,
                 stats.skipped.copy(), list(stats.warnings))
     try:
-        fast, handle = _read(path, stats, capture_id or str(path), progress, parallel)
+        fast, handle = _read(path, stats, capture_id or str(path), progress, parallel, ahead)
     except _Collision:  # astronomically rare: redo it exactly, packet by packet
         from analyzer.capture import read_capture
 
@@ -884,11 +886,90 @@ def _ticker(stats: CaptureStats, progress) -> Callable[[int], None]:
     return lambda offset: progress(stats.path, stats.frames, offset, False)
 
 
+@dataclass
+class ReadAhead:
+    """A big pcap whose second part a forked process has been reading since `read_ahead` (before the rest of
+    the audit was even imported); `read_flows` of the same file reads the first part and joins the two."""
+
+    path: Path
+    capture_id: str
+    identity: tuple[int, int, int, int]  # (device, inode, size, modification time) of the file read
+    buf: mmap.mmap
+    handle: object
+    fmt: tuple  # pcap_header's
+    at: int  # where the second part starts
+    worker: forked.Worker
+
+    def claim(self, path: Path, capture_id: str) -> tuple[mmap.mmap, object, int, forked.Worker] | None:
+        """(map, file, split offset, worker) for reading `path` as `capture_id`, now that one's own (the
+        caller closes them), or None, the read-ahead ended, when it read another file or name."""
+        if (self.worker.pid is not None and path == self.path and capture_id == self.capture_id
+                and _identity(path) == self.identity):
+            claimed = self.buf, self.handle, self.at, self.worker
+            self.handle = None
+            return claimed
+        self.close()
+        return None
+
+    def close(self) -> None:
+        """End the forked reader and close the file, unless `claim` handed them on."""
+        self.worker.close()
+        if self.handle is not None:
+            self.buf.close()
+            self.handle.close()
+            self.handle = None
+
+
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+READ_AHEAD_LEAD = 160 << 20  # bytes more than half for a read-ahead's process: it starts ~0.25 s earlier and reads
+# 0.35-1 GB a second (flow-heavy captures are slower), so it finishes about when this process does
+
+
+def read_ahead(path: Path) -> ReadAhead | None:
+    """Start reading the second part of a big pcap in a forked process now, while this process still imports
+    pandas and the rest of the audit (~0.3 s in which the second core would idle), with READ_AHEAD_LEAD bytes
+    more than half for that head start. None when the file is not a big uncompressed pcap or there is one
+    core: it is then read as usual, and any problem with it is reported then."""
+    identity = _identity(path)
+    if identity is None or identity[2] < PARALLEL_BYTES or not forked.can_fork():
+        return None
+    stats = CaptureStats(str(path))
+    capture_id = stats.path  # the name `capture_columns` reads it under
+    try:
+        buf, handle = _open_bytes(path, stats)
+    except CallauditError:
+        return None
+    try:
+        if not isinstance(buf, mmap.mmap) or bytes(buf[:4]) not in PCAP_MAGICS:
+            return None
+        fmt = pcap_header(buf, stats)
+        at = _split_point(_Views(buf, fmt[0]), buf, *fmt, lead=READ_AHEAD_LEAD)
+        if at <= 0:
+            return None
+        worker = forked.Worker(lambda job: _read_rest(*job), [(buf, fmt, at, capture_id, capture_id)])
+        handle, ahead = None, ReadAhead(path, capture_id, identity, buf, handle, fmt, at, worker)
+    except CallauditError:
+        return None
+    finally:
+        if handle is not None:
+            buf.close()
+            handle.close()
+    return ahead
+
+
 def _read(path: Path, stats: CaptureStats, capture_id: str, progress,
-          parallel: bool = False) -> tuple[FastTable, object]:
+          parallel: bool = False, ahead: ReadAhead | None = None) -> tuple[FastTable, object]:
     """The capture read into a FastTable, and the open file its sample payloads are read from later.
-    `parallel`: a big pcap is read by two processes, a half each."""
-    buf, handle = _open_bytes(path, stats)
+    `parallel`: a big pcap is read by two processes, a part each (`ahead`: the second already started)."""
+    claimed = ahead.claim(path, capture_id) if ahead is not None else None
+    buf, handle = claimed[:2] if claimed else _open_bytes(path, stats)
     views = None
     try:
         magic = bytes(buf[:4])
@@ -903,8 +984,9 @@ def _read(path: Path, stats: CaptureStats, capture_id: str, progress,
             stats.format += "pcap"
             fmt = pcap_header(buf, stats)  # endian, link type, record length limit, time divisor
             views = _Views(buf, fmt[0])
-            at = _split_point(views, buf, *fmt) if parallel else -1
-            if at > 0:
+            if claimed:
+                _read_halves(buf, views, stats, decoder, fast, fmt, claimed[2], claimed[3])
+            elif (at := _split_point(views, buf, *fmt) if parallel else -1) > 0:
                 _read_halves(buf, views, stats, decoder, fast, fmt, at)
             else:
                 _read_pcap(buf, views, stats, decoder, fast, *fmt)
@@ -912,6 +994,8 @@ def _read(path: Path, stats: CaptureStats, capture_id: str, progress,
             raise CallauditError(f"{path}: not a pcap or pcapng file (magic {magic.hex() or 'none'})")
     except BaseException:
         handle.close()
+        if claimed:
+            claimed[3].close()
         raise
     finally:
         del views
@@ -977,43 +1061,45 @@ def _read_pcap(buf, v: _Views, stats: CaptureStats, decoder: Decoder, fast: Fast
     return off
 
 
-def _split_point(v: _Views, buf, endian: str, _linktype: int, limit: int, div: float) -> int:
-    """A likely record boundary near the middle of a big pcap, where a second process may start reading
-    (-1: read it in one). Only a guess: `_read_halves` keeps the second half only if the walk from the
-    start lands on it exactly."""
+def _split_point(v: _Views, buf, endian: str, _linktype: int, limit: int, div: float, lead: int = 0) -> int:
+    """A likely record boundary where a second process may start reading a big pcap (-1: read it in one): near
+    the middle, or `lead` bytes before it when the second process starts that much earlier (`read_ahead`).
+    Only a guess: `_read_halves` keeps the second part only if the walk from the start lands on it exactly."""
     size = len(buf)
-    if size < PARALLEL_BYTES or not isinstance(buf, mmap.mmap) or not hasattr(os, "fork") or forked.cores() < 2:
+    if size < PARALLEL_BYTES or not isinstance(buf, mmap.mmap) or not forked.can_fork():
         return -1
     sec0 = struct.unpack_from(endian + "I", buf, 24)[0]
     fracmax = 1_000_000_000 if div == 1e9 else 1_000_000
-    return int(_sync_guesses(v, np.array([size // 2], np.int64), SYNC_WINDOW + 16, size, limit, sec0, fracmax)[0])
+    guess = max(size // 4, (size - lead) // 2)
+    return int(_sync_guesses(v, np.array([guess], np.int64), SYNC_WINDOW + 16, size, limit, sec0, fracmax)[0])
+
+
+def _read_rest(buf, fmt: tuple, at: int, capture: str, name: str) -> tuple[FastTable, CaptureStats]:
+    """The records from offset `at` on, as a table and counts of their own (the second process's part)."""
+    stats, fast = CaptureStats(name), FastTable(capture)
+    _read_pcap(buf, _Views(buf, fmt[0]), stats, Decoder(stats), fast, *fmt, start=at)
+    fast.tick = None  # a function: not sent back (progress is the first process's to report)
+    return fast, stats
 
 
 def _read_halves(buf, v: _Views, stats: CaptureStats, decoder: Decoder, fast: FastTable, fmt: tuple,
-                 at: int) -> None:
-    """The records before offset `at` here and those from `at` on in a forked process, at the same time.
-    The second half is joined when the walk from the start lands on `at` exactly and nothing crosses the
-    split (IP fragments, a sample budget); otherwise this process reads on from where it landed, so the
-    result is always the one-process result."""
-    def half(which: int) -> object:
-        if which == 0:
-            return _read_pcap(buf, v, stats, decoder, fast, *fmt, stop=at)
-        other, other_stats = FastTable(fast.capture), CaptureStats(stats.path)
-        _read_pcap(buf, v, other_stats, Decoder(other_stats), other, *fmt, start=at)
-        other.tick = None  # a function: not sent back (progress is this process's to report)
-        return other, other_stats
-
-    halves = forked.ordered_map(half, [0, 1])
+                 at: int, worker: forked.Worker | None = None) -> None:
+    """The records before offset `at` here and those from `at` on in a forked process (`worker`, when one
+    already reads them), at the same time. The second part is joined when the walk from the start lands on
+    `at` exactly and nothing crosses the split (IP fragments, a sample budget); otherwise this process reads
+    on from where it landed, so the result is always the one-process result."""
+    if worker is None:
+        worker = forked.Worker(lambda job: _read_rest(*job), [(buf, fmt, at, fast.capture, stats.path)])
     try:
-        landed = next(halves)
+        landed = _read_pcap(buf, v, stats, decoder, fast, *fmt, stop=at)
         if landed == -1:
             return  # the capture is damaged before `at`: reading stopped there, as it does in one process
         try:
-            other, other_stats = next(halves)
+            other, other_stats = worker.result()
         except Exception:  # noqa: BLE001 - the other process failed (killed, out of memory): read on here
             other, other_stats = None, None
     finally:
-        halves.close()
+        worker.close()
     warnings = [_renumbered(w, stats.frames) for w in other_stats.warnings] if other_stats else [None]
     if landed == at and other is not None and not stats.fragments and not other_stats.fragments \
             and None not in warnings and fast.absorb(other, stats.frames):

@@ -80,14 +80,15 @@ def _join(chunks: list[list | np.ndarray]) -> list | np.ndarray:
 
 
 def capture_columns(path: str | Path, local: str | None = None, progress: Progress | None = None,
-                    split: bool = True) -> tuple[CaptureStats, dict[str, list | np.ndarray]]:
+                    split: bool = True, ahead: fastpath.ReadAhead | None = None,
+                    ) -> tuple[CaptureStats, dict[str, list | np.ndarray]]:
     """`analyze_capture`'s rows as columns: a dict per flow costs ~1 KB, 100 MB on a 100k-flow capture.
     Counters, ports, frames and times are numpy arrays when no row lacks them (a Python number costs 28-32
     bytes, ~40 MB on 100k flows). `split`: dissect every other batch of flows in a forked process when
-    there is a second core."""
+    there is a second core (`ahead`: the reading of its second part may have begun, see `fastpath.read_ahead`)."""
     stats = CaptureStats(str(path))  # stats.path: the name as valid Unicode, used in every report
     # = FlowTable.add over read_capture; with `split`, a big pcap is read by two processes
-    batches = fastpath.read_flows(path, stats, stats.path, progress, parallel=split)
+    batches = fastpath.read_flows(path, stats, stats.path, progress, parallel=split, ahead=ahead)
     if batches.unsampled:  # memory bound on hostile or huge captures: say what was not dissected
         stats.warnings.append(f"sample budget ({flowmod.SAMPLE_BYTES_TOTAL >> 20} MiB) reached: "
                               f"{batches.unsampled} payload packets not dissected")
@@ -227,12 +228,12 @@ def _revealed(capture: str, orig_h: str, uid: str, facts: protocols.Facts) -> li
     return rows
 
 
-def _read_all(paths: list[str | Path], local: str | None, progress: Progress | None,
-              jobs: int) -> Iterator[tuple[CaptureStats, dict[str, list]]]:
+def _read_all(paths: list[str | Path], local: str | None, progress: Progress | None, jobs: int,
+              ahead: fastpath.ReadAhead | None) -> Iterator[tuple[CaptureStats, dict[str, list]]]:
     """(stats, row columns) per capture, in the order given; by `jobs` worker processes when there are several."""
     if jobs <= 1 or len(paths) <= 1:
         for path in paths:
-            yield capture_columns(path, local, progress)
+            yield capture_columns(path, local, progress, ahead=ahead)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -246,18 +247,25 @@ def _read_all(paths: list[str | Path], local: str | None, progress: Progress | N
 
 def analyze(paths: list[str | Path], geo: GeoLookup, policy: Policy | None,
             local: str | None = None, progress: Progress | None = None,
-            vantage: location.Place | None = None, jobs: int = 1) -> Audit:
+            vantage: location.Place | None = None, jobs: int = 1,
+            ahead: fastpath.ReadAhead | None = None) -> Audit:
     """Read every capture, tag servers with GeoIP data, check locations against measured round trips
     (from `vantage`, else the capture host's public address), judge each flow against the policy.
-    With `jobs` > 1, captures are read by that many processes (GeoIP and verdicts stay here)."""
-    with pd.option_context("mode.string_storage", STRING_STORAGE):
-        return _analyze(paths, geo, policy, local, progress, vantage, jobs)
+    With `jobs` > 1, captures are read by that many processes (GeoIP and verdicts stay here). `ahead`: the
+    reading of one of them begun already (`fastpath.read_ahead`); it is ended if no capture uses it."""
+    try:
+        with pd.option_context("mode.string_storage", STRING_STORAGE):
+            return _analyze(paths, geo, policy, local, progress, vantage, jobs, ahead)
+    finally:
+        if ahead is not None:
+            ahead.close()
 
 
 def _analyze(paths: list[str | Path], geo: GeoLookup, policy: Policy | None, local: str | None,
-             progress: Progress | None, vantage: location.Place | None, jobs: int) -> Audit:
+             progress: Progress | None, vantage: location.Place | None, jobs: int,
+             ahead: fastpath.ReadAhead | None) -> Audit:
     captures, chunks = [], {}
-    for stats, capture_cols in _read_all(paths, local, progress, jobs):
+    for stats, capture_cols in _read_all(paths, local, progress, jobs, ahead):
         if progress is not None:
             progress(stats.path, stats.frames, -1, True)
         captures.append(stats)

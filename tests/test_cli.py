@@ -108,3 +108,45 @@ def test_console_script_entry_point_is_declared():
     meta = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     assert meta["project"]["scripts"]["callaudit"] == "analyzer.cli:main"
     assert meta["project"]["name"] == "callaudit"
+
+
+def test_one_big_pcap_is_read_ahead_with_the_same_report(tmp_path, monkeypatch):
+    """`audit` of one big pcap starts reading its second part before importing the rest (`read_ahead`); the
+    report is the one a plain read gives, and the early process is ended and reaped."""
+    from typer.testing import CliRunner
+
+    from analyzer import cli, fastpath, forked
+
+    monkeypatch.setattr(fastpath, "PARALLEL_BYTES", 0)  # every pcap counts as big
+    monkeypatch.setattr(forked, "cores", lambda: 2)
+    started = []
+    real = fastpath.read_ahead
+    monkeypatch.setattr(fastpath, "read_ahead", lambda path: started.append(real(path)) or started[-1])
+    claimed = []
+    claim = fastpath.ReadAhead.claim
+    monkeypatch.setattr(fastpath.ReadAhead, "claim", lambda self, *a: claimed.append(claim(self, *a)) or claimed[-1])
+    capture = CAPTURES / "voipshark_SIP-RTP-Normal_Call_two_parties.pcap"
+    args = ["audit", str(capture), "--expect", "US", "--format", "json", "--no-discover"]
+    ahead = CliRunner().invoke(cli.app, [*args, "--out", str(tmp_path / "ahead.json")])
+    assert started and started[0] is not None and started[0].worker.pid is None  # begun, then reaped
+    assert claimed and claimed[0] is not None  # and its part used by the audit
+    monkeypatch.setattr(fastpath, "read_ahead", lambda _path: None)
+    plain = CliRunner().invoke(cli.app, [*args, "--out", str(tmp_path / "plain.json")])
+    assert ahead.exit_code == plain.exit_code and ahead.exit_code in (0, 1), ahead.output
+    assert (tmp_path / "ahead.json").read_bytes() == (tmp_path / "plain.json").read_bytes()
+
+
+def test_a_read_ahead_is_ended_when_the_options_are_refused(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from analyzer import cli, fastpath, forked
+
+    monkeypatch.setattr(fastpath, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(forked, "cores", lambda: 2)
+    started = []
+    real = fastpath.read_ahead
+    monkeypatch.setattr(fastpath, "read_ahead", lambda path: started.append(real(path)) or started[-1])
+    capture = CAPTURES / "voipshark_SIP-RTP-Normal_Call_two_parties.pcap"
+    r = CliRunner().invoke(cli.app, ["audit", str(capture), "--local", "not-an-address"])
+    assert isinstance(r.exception, cli.CallauditError)
+    assert started[0] is not None and started[0].worker.pid is None and started[0].handle is None
