@@ -198,3 +198,18 @@ def test_views_read_what_slicing_reads(data, starts, nbytes, endian):
         assert bytes(row) == (data[s:s + w.shape[1]] + bytes(w.shape[1]))[:w.shape[1]]
     inside = [s for s in starts if s + 4 <= len(data)]
     assert v.u32(np.array(inside, np.int64)).tolist() == [struct.unpack_from(endian + "I", data, s)[0] for s in inside]
+
+
+def test_trim_keeps_every_flow_and_leaves_room_to_grow_again():
+    g = fastpath._Grow()
+    g.grow(3)
+    for k in g.cols:
+        g.cols[k][:6] = np.arange(6, dtype=g.cols[k].dtype) + 1
+    before = {k: v.copy() for k, v in g.cols.items()}
+    g.trim()
+    assert {k: len(v) for k, v in g.cols.items()} == {k: 6 if k in g.PAIRS else 3 for k in g.cols}
+    assert all(np.array_equal(g.cols[k], before[k][:len(g.cols[k])]) for k in g.cols)
+    g.grow(5)  # more flows after all (a joined second half): the trimmed columns grow again, defaults after
+    spec = g.SPEC
+    assert all(np.array_equal(g.cols[k][:3], before[k][:3]) and (g.cols[k][3:] == spec[k][1]).all() for k in spec)
+    assert all(np.array_equal(g.cols[k][:6], before[k][:6]) and not g.cols[k][6:].any() for k in g.PAIRS)
