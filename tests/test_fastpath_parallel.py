@@ -227,3 +227,15 @@ def test_no_read_ahead_for_a_small_pcap_or_one_core(monkeypatch):
     monkeypatch.setattr(fastpath, "PARALLEL_BYTES", 0)
     monkeypatch.setattr(forked, "cores", lambda: 1)
     assert fastpath.read_ahead(BIGGEST) is None
+
+
+def test_no_read_ahead_for_a_gzipped_pcap(two_cores, tmp_path, monkeypatch):
+    """Not decompressed to be read ahead (and then again to be read): the usual reader does it once."""
+    import gzip
+
+    from analyzer import capture
+
+    path = tmp_path / "c.pcap.gz"
+    path.write_bytes(gzip.compress(BIGGEST.read_bytes()))
+    monkeypatch.setattr(capture, "_gunzip", lambda *_a: pytest.fail("decompressed for a read-ahead"))
+    assert fastpath.read_ahead(path) is None
