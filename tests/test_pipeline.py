@@ -37,6 +37,21 @@ def test_sort_matches_sort_values_with_ties_in_input_order():
     assert pipeline._sorted(df)["row"].tolist() == want["row"].tolist()
 
 
+def test_taken_equals_take_for_every_column_kind_and_empties_the_input():
+    with pd.option_context("mode.string_storage", pipeline.STRING_STORAGE):
+        df = pd.DataFrame({
+            "text": ["a", None, "c", "d"], "count": pd.array([1, None, 3, 4], "Int64"), "ts": [0.5, 1.5, np.nan, 2.0],
+            "lists": [[1], [], [2, 3], []], "none": [None] * 4, "flag": [True, None, False, True],
+        }, index=[7, 3, 5, 1])
+    order = np.array([2, 0, 3, 1])
+    want = df.take(order).reset_index(drop=True)
+    got = pipeline._taken(df, order)
+    pd.testing.assert_frame_equal(got, want)
+    assert [str(t) for t in got.dtypes] == [str(t) for t in want.dtypes]
+    assert got["lists"][0] is want["lists"][0]  # cells are the same objects, only the order changes
+    assert df.columns.empty
+
+
 def test_number_columns_are_arrays_and_rows_are_python_values():
     path = CAPTURES / "ndpi_zoom.pcap"
     _, cols = pipeline.capture_columns(path, split=False)
