@@ -21,6 +21,24 @@ def test_equal_simple_details_share_one_object_and_types_stay_apart():
     assert pipeline._shared(lists, same) is lists and pipeline._shared({"alpn": ["h2"]}, same) is not lists
 
 
+def test_repeated_names_and_empty_lists_become_one_object_each_with_the_same_values():
+    def another(text: str) -> str:  # an equal string that is another object, as each batch of flows makes
+        return text.encode().decode()
+
+    cols = {"orig_h": ["10.0.0.1", another("10.0.0.1"), "10.0.0.2"], "resp_h": ["1.1.1.1", None, "1.1.1.1"],
+            "server_name": [None, "a.example", another("a.example")], "findings": [[], ["note"], []],
+            "key_frames": [[], [], [4, 5]], "uid": ["C1", "C2", "C3"]}
+    assert cols["orig_h"][0] is not cols["orig_h"][1]
+    before = {k: [list(v) if isinstance(v, list) else v for v in col] for k, col in cols.items()}
+    pipeline._share_repeats(cols)
+    assert cols == before
+    assert cols["orig_h"][0] is cols["orig_h"][1] and cols["server_name"][1] is cols["server_name"][2]
+    assert cols["resp_h"][1] is None
+    assert cols["findings"][0] is cols["findings"][2] and cols["key_frames"][0] is cols["key_frames"][1]
+    assert cols["findings"][0] is not cols["key_frames"][0]  # one empty list per column
+    assert cols["findings"][1] == ["note"] and cols["key_frames"][2] == [4, 5]
+
+
 def test_sort_matches_sort_values_with_ties_in_input_order():
     rng = np.random.default_rng(3)
     n = 500
