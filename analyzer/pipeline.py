@@ -94,11 +94,13 @@ def capture_columns(path: str | Path, local: str | None = None, progress: Progre
                               f"{batches.unsampled} payload packets not dissected")
     names: dict[str, tuple[str, int]] = {}  # address -> (name asked for, frame of the DNS answer)
     chunks: dict[str, list] = {k: [] for k in ROW_KEYS}
+    same: dict[str, dict] = {}  # the repeated values kept so far (`_share_repeats`)
     try:
         # a bounded batch of flows (and their sampled payloads) at a time, merged in batch order
         for chunk, answers in _dissected(batches, stats.path, local, split):
             for addr, name, frame in answers:
                 names.setdefault(addr, (name, frame))
+            _share_repeats(chunk, same)  # as the rows pile up: on 300k flows their peak is the audit's
             for key in ROW_KEYS:
                 chunks[key].append(chunk[key])
             del chunk
@@ -107,8 +109,7 @@ def capture_columns(path: str | Path, local: str | None = None, progress: Progre
     del batches
     cols = {k: _join(v) for k, v in chunks.items()}
     del chunks
-    _share_repeats(cols)
-    give_back()  # the batches' payloads and temporaries, and the repeats just dropped
+    give_back()  # the batches' payloads and temporaries
     cols = _dedupe_revealed(cols)
     if any("sdp_media" in d for d in cols["details"] if d):  # SDP-announced (address, port) -> the call's
         cols = {k: _as_list(v) for k, v in cols.items()}
@@ -190,16 +191,17 @@ def _shared(details: dict, same: dict[tuple, dict]) -> dict:
     return details
 
 
-def _share_repeats(cols: dict[str, list | np.ndarray]) -> None:
+def _share_repeats(cols: dict[str, list | np.ndarray], same: dict[str, dict]) -> None:
     """One object for the values rows repeat: each batch of flows made its own address and name strings (on
     300k flows, 225k `orig_h` strings for 2k addresses) and every flow its own empty `findings` and
-    `key_frames` lists (~70 bytes each): ~65 MB on 300k flows, reused by the next capture's rows and the
-    frame's temporaries. Nothing changes a row's list after dissection (appending to one would change all)."""
+    `key_frames` lists (~70 bytes each): ~65 MB on 300k flows. `same`: the objects kept so far, per column,
+    for the batches of one capture. Nothing changes a row's list after dissection (appending to one would
+    change all)."""
     for key in ("orig_h", "resp_h", "server_name"):
-        seen: dict[str, str] = {}
+        seen = same.setdefault(key, {})
         cols[key] = [seen.setdefault(v, v) if type(v) is str else v for v in cols[key]]
     for key in ("findings", "key_frames"):
-        empty: list = []
+        empty = same.setdefault(key, {}).setdefault("", [])
         cols[key] = [v if v else empty for v in cols[key]]
 
 

@@ -30,13 +30,20 @@ def test_repeated_names_and_empty_lists_become_one_object_each_with_the_same_val
             "key_frames": [[], [], [4, 5]], "uid": ["C1", "C2", "C3"]}
     assert cols["orig_h"][0] is not cols["orig_h"][1]
     before = {k: [list(v) if isinstance(v, list) else v for v in col] for k, col in cols.items()}
-    pipeline._share_repeats(cols)
+    same: dict = {}
+    pipeline._share_repeats(cols, same)
     assert cols == before
     assert cols["orig_h"][0] is cols["orig_h"][1] and cols["server_name"][1] is cols["server_name"][2]
     assert cols["resp_h"][1] is None
     assert cols["findings"][0] is cols["findings"][2] and cols["key_frames"][0] is cols["key_frames"][1]
     assert cols["findings"][0] is not cols["key_frames"][0]  # one empty list per column
     assert cols["findings"][1] == ["note"] and cols["key_frames"][2] == [4, 5]
+    # the next batch of the same capture shares the objects kept from the first
+    later = {"orig_h": [another("10.0.0.2")], "resp_h": [another("1.1.1.1")], "server_name": [None],
+             "findings": [[]], "key_frames": [[]]}
+    pipeline._share_repeats(later, same)
+    assert later["orig_h"][0] is cols["orig_h"][2] and later["resp_h"][0] is cols["resp_h"][0]
+    assert later["findings"][0] is cols["findings"][0] and later["key_frames"][0] is cols["key_frames"][0]
 
 
 def test_sort_matches_sort_values_with_ties_in_input_order():
