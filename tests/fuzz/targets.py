@@ -278,8 +278,9 @@ def fastpath_target(data: bytes) -> None:
 
 
 def _two_halves(path: Path) -> None:
-    """`read_table` with the second half read by a forked process (split guessed as for a big pcap) equals
-    the one-process read: flows, counters, samples and every count and warning."""
+    """`read_table` with the second half read by a forked process (split guessed as for a big pcap), and with
+    it read ahead (`read_ahead`, before the first half), equals the one-process read: flows, counters,
+    samples and every count and warning."""
     from dataclasses import astuple
 
     from analyzer import fastpath, forked
@@ -288,15 +289,20 @@ def _two_halves(path: Path) -> None:
     saved = fastpath.PARALLEL_BYTES, forked.cores
     fastpath.PARALLEL_BYTES, forked.cores = 0, lambda: 2
     try:
-        for parallel in (False, True):
+        for parallel, early in ((False, False), (True, False), (True, True)):
             stats = CaptureStats(str(path))
+            ahead = fastpath.read_ahead(path) if early else None
             try:
-                table = fastpath.read_table(path, stats, str(path), parallel=parallel)
+                table = fastpath.read_table(path, stats, stats.path, parallel=parallel, ahead=ahead)
             except CallauditError as exc:
                 results.append(("refused", str(exc)))
                 continue
+            finally:
+                if ahead is not None:
+                    ahead.close()
             results.append((stats.as_dict(), [(k, astuple(f)) for k, f in table.flows.items()],
                              table.sampled_total, table.unsampled))
     finally:
         fastpath.PARALLEL_BYTES, forked.cores = saved
-    assert results[0] == results[1], f"one process {str(results[0])[:400]} != two {str(results[1])[:400]}"
+    assert results[0] == results[1] == results[2], (
+        f"one process {str(results[0])[:400]} != two {str(results[1])[:400]} or read ahead {str(results[2])[:400]}")
