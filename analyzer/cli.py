@@ -106,15 +106,49 @@ def audit(
         raise CallauditError("give --expect or --policy, not both")
     if fmt is Format.parquet and out is None:
         raise CallauditError("--format parquet writes a binary file: give --out FILE.parquet")
-    from analyzer import fastpath
-
-    # one big pcap: a second process starts reading it now, while this one imports pandas and the rest
-    ahead = fastpath.read_ahead(captures[0]) if len(captures) == 1 and captures[0].is_file() else None
+    ahead = _read_ahead(captures)
     try:
         _audit(captures, expect, policy, geoip, local, vantage, require_registered, discover, fmt, out, jobs, ahead)
     finally:
         if ahead is not None:
             ahead.close()
+
+
+_EARLY: list[ReadAhead] = []  # the read-ahead `main` started before the options were parsed, until `audit` takes it
+
+
+def _read_ahead(captures: list[Path]) -> ReadAhead | None:
+    """For one big pcap, a second process reading its second part (`fastpath.read_ahead`): the one `main`
+    started when it names this capture, else one started now, while this process imports pandas and the rest."""
+    early = _EARLY.pop() if _EARLY else None
+    if early is not None and captures == [early.path]:
+        return early
+    if early is not None:
+        early.close()
+    from analyzer import fastpath
+
+    return fastpath.read_ahead(captures[0]) if len(captures) == 1 and captures[0].is_file() else None
+
+
+def _read_ahead_early(args: list[str]) -> None:
+    """`audit` of one big pcap: start its read-ahead before typer loads pydantic and parses the options (~0.1 s
+    sooner: ~0.08 s less on a 1M-packet call). A guess from the arguments that are capture files: `audit`
+    uses it only if the parsed captures are exactly that file, and ends it otherwise."""
+    if not args or args[0] != "audit":
+        return
+    named: list[Path] = []
+    for arg in args[1:]:
+        path = Path(arg)  # regular files only: a FIFO would block, or lose the bytes read from it
+        if not arg.startswith("-") and path.is_file() and _is_capture(path):
+            named.append(path)
+            if len(named) > 1:  # several captures: no read-ahead (and no need to open the rest now)
+                return
+    if named:
+        from analyzer import fastpath
+
+        ahead = fastpath.read_ahead(named[0])
+        if ahead is not None:
+            _EARLY.append(ahead)
 
 
 def _audit(captures: list[Path], expect: str | None, policy: Path | None, geoip: list[Path] | None,
@@ -267,6 +301,7 @@ def main() -> None:
     # millions of short-lived samples and rows, and default collections cost ~15% of its CPU time
     # (cycles are still collected)
     gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
+    _read_ahead_early(sys.argv[1:])
     try:
         code = app(standalone_mode=False)
     except typer.Exit as exc:
@@ -290,4 +325,7 @@ def main() -> None:
         else:
             print(f"callaudit: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         code = 2
+    finally:
+        while _EARLY:  # not taken by `audit` (help, a usage error): ended
+            _EARLY.pop().close()
     sys.exit(code if isinstance(code, int) else 0)

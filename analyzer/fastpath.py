@@ -932,7 +932,7 @@ def _identity(path: Path) -> tuple[int, int, int, int] | None:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
-READ_AHEAD_LEAD = 160 << 20  # bytes more than half for a read-ahead's process: it starts ~0.25 s earlier and reads
+READ_AHEAD_LEAD = 320 << 20  # bytes more than half for a read-ahead's process: it starts ~0.35 s earlier and reads
 # 0.35-1 GB a second (flow-heavy captures are slower), so it finishes about when this process does
 
 

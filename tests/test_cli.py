@@ -150,3 +150,89 @@ def test_a_read_ahead_is_ended_when_the_options_are_refused(tmp_path, monkeypatc
     r = CliRunner().invoke(cli.app, ["audit", str(capture), "--local", "not-an-address"])
     assert isinstance(r.exception, cli.CallauditError)
     assert started[0] is not None and started[0].worker.pid is None and started[0].handle is None
+
+
+def _main(monkeypatch, *args) -> int:
+    """`cli.main` as the console script runs it (the early read-ahead happens there, not in `app`)."""
+    from analyzer import cli
+
+    monkeypatch.setattr(sys, "argv", ["callaudit", *map(str, args)])
+    with pytest.raises(SystemExit) as done:
+        cli.main()
+    return done.value.code
+
+
+@pytest.fixture
+def spied_read_ahead(monkeypatch):
+    """Every pcap counts as big, two cores; the read-aheads started and whether each was used."""
+    from analyzer import fastpath, forked
+
+    monkeypatch.setattr(fastpath, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(forked, "cores", lambda: 2)
+    started, claimed, callers = [], [], []
+    real, claim = fastpath.read_ahead, fastpath.ReadAhead.claim
+
+    def read_ahead(path):
+        callers.append(sys._getframe(1).f_code.co_name)
+        started.append(real(path))
+        return started[-1]
+
+    monkeypatch.setattr(fastpath, "read_ahead", read_ahead)
+    monkeypatch.setattr(fastpath.ReadAhead, "claim", lambda self, *a: claimed.append(claim(self, *a)) or claimed[-1])
+    return started, claimed, callers
+
+
+BIG = CAPTURES / "voipshark_SIP-RTP-Normal_Call_two_parties.pcap"
+
+
+def test_main_starts_the_read_ahead_before_parsing_and_audit_uses_it(tmp_path, monkeypatch, spied_read_ahead):
+    started, claimed, callers = spied_read_ahead
+    code = _main(monkeypatch, "audit", BIG, "--expect", "US", "--format", "json", "--no-discover",
+                 "--out", tmp_path / "early.json")
+    assert callers == ["_read_ahead_early"] and started[0] is not None  # by main; audit took it, started none
+    assert claimed and claimed[0] is not None and started[0].worker.pid is None
+    plain = run("audit", BIG, "--expect", "US", "--format", "json", "--no-discover", "--out", tmp_path / "plain.json")
+    assert code == plain.returncode
+    assert (tmp_path / "early.json").read_bytes() == (tmp_path / "plain.json").read_bytes()
+
+
+def test_an_early_read_ahead_of_another_selection_is_ended(tmp_path, monkeypatch, spied_read_ahead):
+    """Two captures (the big pcap and a folder): the guess from the arguments is wrong, and not used."""
+    started, claimed, callers = spied_read_ahead
+    folder = tmp_path / "more"
+    folder.mkdir()
+    (folder / "z.pcap").write_bytes((CAPTURES / "zeek_tls_hrr.pcap").read_bytes())
+    code = _main(monkeypatch, "audit", BIG, folder, "--format", "json", "--no-discover", "--out", tmp_path / "r.json")
+    assert code == 0
+    assert callers == ["_read_ahead_early"]  # and none by audit: two captures
+    assert started[0] is not None and started[0].worker.pid is None  # ended, reaped
+    assert not any(claimed)
+    assert {f["capture"] for f in json.loads((tmp_path / "r.json").read_text())["flows"]} == {
+        str(BIG), str(folder / "z.pcap")}
+
+
+def test_an_early_read_ahead_is_ended_when_audit_never_runs(monkeypatch, spied_read_ahead, capsys):
+    started, _claimed, _callers = spied_read_ahead
+    assert _main(monkeypatch, "audit", BIG, "--format", "nonsense") == 2  # a usage error
+    assert started[0] is not None and started[0].worker.pid is None and started[0].handle is None
+    assert "nonsense" in capsys.readouterr().err
+
+
+def test_the_early_guess_never_opens_a_fifo(tmp_path, monkeypatch, spied_read_ahead):
+    """A named pipe among the arguments is neither opened (that would block) nor read from (bytes lost)."""
+    import os
+    import threading
+
+    from analyzer import cli
+
+    fifo = tmp_path / "live.pcap"
+    os.mkfifo(fifo)
+    guess = threading.Thread(target=cli._read_ahead_early, args=(["audit", str(fifo), str(BIG)],), daemon=True)
+    guess.start()
+    guess.join(timeout=10)
+    assert not guess.is_alive()
+    early = cli._EARLY.pop()
+    try:
+        assert early.path == BIG  # the one regular capture file
+    finally:
+        early.close()
