@@ -938,7 +938,7 @@ READ_AHEAD_LEAD = 320 << 20  # bytes more than half for a read-ahead's process: 
 
 def read_ahead(path: Path) -> ReadAhead | None:
     """Start reading the second part of a big pcap in a forked process now, while this process still imports
-    pandas and the rest of the audit (~0.25 s in which the second core would idle), with READ_AHEAD_LEAD
+    pandas and the rest of the audit (~0.35 s in which the second core would idle), with READ_AHEAD_LEAD
     bytes more than half for that head start. None when the file is not a big uncompressed pcap or there is
     one core: it is then read as usual, and any problem with it is reported then."""
     identity = _identity(path)
@@ -956,8 +956,7 @@ def read_ahead(path: Path) -> ReadAhead | None:
     try:
         fmt = pcap_header(buf, stats)
         at = _split_point(_Views(buf, fmt[0]), buf, *fmt, lead=READ_AHEAD_LEAD)
-        worker = forked.Worker(lambda job: _read_rest(*job), [(buf, fmt, at, capture_id, capture_id)]) \
-            if at > 0 else None
+        worker = _rest_worker(buf, fmt, at, capture_id, capture_id) if at > 0 else None
     except Exception:  # noqa: BLE001 - only a head start: the usual reader meets the problem again and reports it
         worker = None
     if worker is None:
@@ -1088,6 +1087,11 @@ def _read_rest(buf, fmt: tuple, at: int, capture: str, name: str) -> tuple[FastT
     return fast, stats
 
 
+def _rest_worker(buf, fmt: tuple, at: int, capture: str, name: str) -> forked.Worker:
+    """A forked process reading the records from offset `at` on (`_read_rest`), starting now."""
+    return forked.Worker(lambda job: _read_rest(*job), [(buf, fmt, at, capture, name)])
+
+
 def _read_halves(buf, v: _Views, stats: CaptureStats, decoder: Decoder, fast: FastTable, fmt: tuple,
                  at: int, worker: forked.Worker | None = None) -> None:
     """The records before offset `at` here and those from `at` on in a forked process (`worker`, when one
@@ -1095,7 +1099,7 @@ def _read_halves(buf, v: _Views, stats: CaptureStats, decoder: Decoder, fast: Fa
     `at` exactly and nothing crosses the split (IP fragments, a sample budget); otherwise this process reads
     on from where it landed, so the result is always the one-process result."""
     if worker is None:
-        worker = forked.Worker(lambda job: _read_rest(*job), [(buf, fmt, at, fast.capture, stats.path)])
+        worker = _rest_worker(buf, fmt, at, fast.capture, stats.path)
     try:
         landed = _read_pcap(buf, v, stats, decoder, fast, *fmt, stop=at)
         if landed == -1:
