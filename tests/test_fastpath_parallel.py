@@ -83,6 +83,25 @@ def test_a_sample_budget_spent_across_the_split_reads_on_in_order(share, two_cor
     assert two == one
 
 
+def test_a_second_part_past_the_budget_by_itself_is_given_up(two_cores, monkeypatch):
+    """absorb would refuse it: the other process stops reading once it passes the budget and sends no table,
+    and this process reads on, with the one-pass result."""
+    one_pass = read(BIGGEST, False)
+    budget = one_pass[1] // 10
+    monkeypatch.setattr(flows, "SAMPLE_BYTES_TOTAL", budget)
+    monkeypatch.setattr(fastpath, "SAMPLE_BYTES_TOTAL", budget)
+    offsets = boundaries(BIGGEST)
+    monkeypatch.setattr(fastpath, "_split_point", lambda *_a: offsets[len(offsets) // 4])
+    monkeypatch.setattr(fastpath, "BATCH", 64)  # it gives up between batches
+    sent = []
+    real = forked.Worker.result
+    monkeypatch.setattr(forked.Worker, "result", lambda self: sent.append(real(self)) or sent[-1])
+    assert read(BIGGEST, True) == read(BIGGEST, False)
+    table, part = sent[0]
+    assert table is None
+    assert 0 < part.frames < len(offsets) - len(offsets) // 4  # given up before the end
+
+
 def test_a_failed_second_process_is_replaced_by_reading_on(two_cores, monkeypatch):
     """If the forked reader dies (killed, out of memory), this process reads the second half itself."""
     import os
