@@ -4,6 +4,7 @@
     python benchmarks/run.py --big 4              # also a capture of the call's records 4x (~2.9 GB)
     python benchmarks/run.py --scapy-limit 0      # scapy on every packet (minutes)
     python benchmarks/run.py --flows 100000,300000  # also busy captures of 10 packets a flow: memory per flow
+    python benchmarks/run.py --floor              # also busy with dissection and the report switched off
 
 Prints, per workload and tool: median wall time over --repeat runs, packets/s, peak RSS (from
 /usr/bin/time, else getrusage of the children) and the ratio to callaudit; checks that all three count
@@ -137,6 +138,17 @@ def _table(path: Path):
     return read_table(path)
 
 
+def floor(path: Path, call: float, work: Path, repeat: int) -> list[tuple[str, float]]:
+    """Median wall time of auditing `path` with whole stages switched off (`floor.py`): what the busy workload
+    costs beyond protocol dissection and the report, and its ratio to the call's full audit (`call` s)."""
+    rows = []
+    for stages in ("none", "dissection", "dissection,report"):
+        cmd = [sys.executable, str(HERE / "floor.py"), stages, *audit(path, work / "floor.json")[3:]]
+        wall = statistics.median(timed(cmd, AUDIT_ENV)[0] for _ in range(repeat))
+        rows.append((stages, wall, wall / call))
+    return rows
+
+
 def jobs_scaling(path: Path, copies: int, work: Path, repeat: int) -> list[tuple[str, float]]:
     """Median wall time of auditing `copies` captures: on one core (pinned with taskset, where there is
     one: no forked reader or dissector either), then on every core with --jobs 1 and --jobs 2."""
@@ -168,6 +180,8 @@ def main() -> None:
     ap.add_argument("--jobs-copies", type=int, default=8, help="captures in the --jobs scaling run (0: skip)")
     ap.add_argument("--flows", default="", help="comma-separated flow counts: busy captures of 10 packets a flow "
                     "(memory grows with flows, not packets)")
+    ap.add_argument("--floor", action="store_true", help="also the busy audit with protocol dissection, then "
+                    "also the report, switched off: the cost of everything else a flow needs")
     args = ap.parse_args()
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
@@ -199,6 +213,10 @@ def main() -> None:
     if len(results) == 2:
         ratio = results["busy"][0]["wall"] / results["call"][0]["wall"]
         print(f"\nbusy / call wall time: {ratio:.2f} (target <= 2)")
+    if args.floor and len(results) == 2:
+        print(f"\nbusy with stages switched off (median of {args.repeat}; output wrong by design):")
+        for stages, wall, ratio in floor(files["busy"], results["call"][0]["wall"], work, args.repeat):
+            print(f"  off: {stages:20} {wall:6.2f} s  {ratio:5.2f}x the call")
     if args.big:
         big = work / f"call-x{args.big}.pcap"
         if not big.exists():
