@@ -498,6 +498,12 @@ class _Grow:
         self.n = n
 
 
+def _joined(chunks: list[list[np.ndarray]], k: int) -> np.ndarray:
+    """Sample column `k` of `chunks` as one array (of its dtype when empty); its chunks are let go."""
+    parts, chunks[k] = chunks[k], []
+    return np.concatenate(parts) if parts else np.zeros(0, SAMPLE_DTYPES[k])
+
+
 def _mix(*words: np.ndarray) -> np.ndarray:
     h = np.zeros(len(words[0]), np.uint64)
     with np.errstate(over="ignore"):
@@ -659,7 +665,8 @@ class FastTable:
     def absorb(self, other: FastTable, frames: int) -> bool:
         """Append `other`, the flows of the records that follow this table's (their frame numbers start
         after `frames`), exactly as if its packets had been added here in order; False, with nothing
-        changed, when that cannot be proven (a sample budget was reached)."""
+        changed here, when that cannot be proven (a sample budget was reached). `other`'s samples are used up
+        either way."""
         o = other.g
         n = o.n
         if other.unsampled or n == 0:
@@ -672,22 +679,29 @@ class FastTable:
         self._same_keys(gid[old], {k: o.cols[k][old] for k in KEY})
         new = np.flatnonzero(~found)  # other's flow ids are in order of first appearance: so are these
         gid[new] = self.g.n + np.arange(len(new))
-        # the samples this table would have kept: per flow and side, a prefix of those `other` kept
-        gcol, frame, ts, side, seq, src, length = (np.concatenate(c) if c else np.zeros(0, t)
-                                                   for c, t in zip(other.samples, SAMPLE_DTYPES, strict=True))
+        # the samples this table would have kept: per flow and side, a prefix of those `other` kept. `other`'s
+        # chunks are let go as each column is joined, and each temporary once used: on 100k flows these
+        # arrays of ~500k samples set the reading's peak
+        chunks, other.samples = other.samples, [[] for _ in SAMPLE_DTYPES]
+        gcol, frame, ts, side, seq, src, length = (_joined(chunks, k) for k in range(len(SAMPLE_DTYPES)))
         g2 = gid[gcol] * 2 + side
         seen = np.where(found, gid, 0)  # this table's id of each flow it already has
-        cap = np.where(found, self.g.cols["cap"][seen], o.cols["cap"][:n])[gcol]
-        bytecap = np.where(found, self.g.cols["bytecap"][seen], o.cols["bytecap"][:n])[gcol]
-        had, had_bytes = np.zeros(len(g2), np.int64), np.zeros(len(g2), np.int64)
         mine = np.flatnonzero(found[gcol])
-        had[mine] = self.g.cols["sampled"][g2[mine]]
-        had_bytes[mine] = self.g.cols["sampled_bytes"][g2[mine]]
+        # room left per sample's flow and side: its caps less what this table already kept of it
+        room = np.where(found, self.g.cols["cap"][seen], o.cols["cap"][:n])[gcol]
+        room[mine] -= self.g.cols["sampled"][g2[mine]]
+        byteroom = np.where(found, self.g.cols["bytecap"][seen], o.cols["bytecap"][:n])[gcol]
+        byteroom[mine] -= self.g.cols["sampled_bytes"][g2[mine]]
+        del seen, mine
         order = np.argsort(g2, kind="stable")
         rank, excl = _ranks(g2[order], length[order].astype(np.int64))
+        fits = (rank < room[order]) & (excl < byteroom[order])
+        del rank, excl, room, byteroom
         keep = np.zeros(len(g2), bool)
-        keep[order] = (had[order] + rank < cap[order]) & (had_bytes[order] + excl < bytecap[order])
+        keep[order] = fits
+        del order, fits
         kept = np.flatnonzero(keep)  # frame order
+        del keep
         kept_bytes = int(length[kept].sum())
         if self.sampled_total + kept_bytes > SAMPLE_BYTES_TOTAL:
             return False  # the budget is spent first come, first served: only a sequential read says how
@@ -713,13 +727,23 @@ class FastTable:
         cols["sampled"][:n2] += np.bincount(k2, minlength=n2)
         cols["sampled_bytes"][:n2] += np.bincount(k2, weights=length[kept], minlength=n2).astype(np.int64)
         self.sampled_total += kept_bytes
-        moved = src[kept].copy()
-        slow = moved < 0  # payloads other decoded the slow way: indices into the joined payload list
-        moved[slow] -= len(self.payload_list)
+        moved = src[kept]
+        del src
+        moved[moved < 0] -= len(self.payload_list)  # payloads other decoded the slow way: indices into the joined list
         self.payload_list += other.payload_list
-        for chunks, col in zip(self.samples, (gid[gcol[kept]], frame[kept] + frames, ts[kept], side[kept], seq[kept],
-                                              moved, length[kept]), strict=True):
-            chunks.append(col)
+        # each column's kept samples made, and its whole column let go, in turn
+        self.samples[0].append(gid[gcol[kept]])
+        del gcol
+        self.samples[1].append(frame[kept] + frames)
+        del frame
+        self.samples[2].append(ts[kept])
+        del ts
+        self.samples[3].append(side[kept])
+        del side
+        self.samples[4].append(seq[kept])
+        del seq
+        self.samples[5].append(moved)
+        self.samples[6].append(length[kept])
         self._remember(h[new], gid[new])
         return True
 
