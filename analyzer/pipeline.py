@@ -322,11 +322,19 @@ def _analyze(paths: list[str | Path], geo: GeoLookup, policy: Policy | None, loc
 
 def _sorted(df: pd.DataFrame) -> pd.DataFrame:
     """Worst verdict first, key exchanges first, then most bytes, then capture and frame: a stable sort
-    (what sort_values over these keys gives). Empties `df`: see `_taken`."""
+    (what sort_values over these keys gives). From TAKE_ROWS rows on, empties `df`: see `_taken`."""
     keys = (df["first_frame"].to_numpy(np.float64, na_value=np.inf), pd.factorize(df["capture"], sort=True)[0],
             (-(df["orig_bytes"] + df["resp_bytes"])).to_numpy(np.float64, na_value=np.inf),
             df["key_exchange"].isna().to_numpy(), df["verdict"].map(VERDICT_ORDER).fillna(2).to_numpy(np.float64))
-    return _taken(df, np.lexsort(keys))
+    order = np.lexsort(keys)
+    if len(df) < TAKE_ROWS:
+        return df.take(order).reset_index(drop=True)
+    return _taken(df, order)
+
+
+# Below this many rows, `_sorted` takes the rows in one `df.take` (two tables of a few MB at most): moving the
+# ~50 columns one at a time costs ~18 ms whatever the size, 2% of a million-packet call's whole audit.
+TAKE_ROWS = 20_000
 
 
 def _taken(df: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:

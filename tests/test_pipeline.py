@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from analyzer import pipeline
+from analyzer.geo import GeoLookup
 from tests.conftest import CAPTURES
 
 
@@ -60,6 +61,19 @@ def test_sort_matches_sort_values_with_ties_in_input_order():
                      _b=-(df["orig_bytes"] + df["resp_bytes"]))
     want = want.sort_values(["_v", "_k", "_b", "capture", "first_frame"]).drop(columns=["_v", "_k", "_b"])
     assert pipeline._sorted(df)["row"].tolist() == want["row"].tolist()
+
+
+def test_small_and_big_frames_are_sorted_alike(monkeypatch):
+    """Below TAKE_ROWS one df.take, from it on the column-at-a-time `_taken`: the same table either way."""
+    with GeoLookup() as geo:
+        audit = pipeline.analyze([CAPTURES / "ndpi_zoom.pcap"], geo, None)
+    unsorted = audit.flows.sample(frac=1, random_state=1).reset_index(drop=True)
+    assert len(unsorted) < pipeline.TAKE_ROWS
+    small = pipeline._sorted(unsorted.copy(deep=False))
+    monkeypatch.setattr(pipeline, "TAKE_ROWS", 0)
+    big = pipeline._sorted(unsorted.copy(deep=False))
+    pd.testing.assert_frame_equal(small, big)
+    assert [str(t) for t in small.dtypes] == [str(t) for t in big.dtypes]
 
 
 def test_taken_equals_take_for_every_column_kind_and_empties_the_input():
