@@ -42,3 +42,17 @@ def test_bar_runs_to_the_end(geo):
     paths = [SAMPLES / "zoom_call.pcap", SAMPLES / "webrtc_relay.pcapng"]
     with progress.bar(paths, show=True) as cb:
         analyze(paths, geo, None, progress=cb)
+
+
+def test_rich_is_not_loaded_when_no_bar_is_shown(tmp_path):
+    """An audit written to a file with stderr not a terminal never imports rich (~25 ms of start-up)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from analyzer.cli import main\n"
+            f"sys.argv = ['callaudit', 'audit', {str(SAMPLES / 'zoom_call.pcap')!r}, '--format', 'json', "
+            f"'--out', {str(tmp_path / 'out.json')!r}]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m == 'rich' or m.startswith('rich.')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]" and (tmp_path / "out.json").stat().st_size > 0
