@@ -83,6 +83,22 @@ def test_a_sample_budget_spent_across_the_split_reads_on_in_order(share, two_cor
     assert two == one
 
 
+@pytest.mark.parametrize(("packets", "nbytes"), [(3, 1 << 20), (1000, 1500), (5, 700)])
+def test_per_flow_caps_reached_across_the_split_join_exactly(packets, nbytes, two_cores, monkeypatch):
+    """Flows whose packet or byte cap is reached only in the second part: the join keeps exactly the samples
+    a one-process read keeps (what the first part kept counts against the cap)."""
+    for module in (flows, fastpath):
+        monkeypatch.setattr(module, "SAMPLE_PACKETS", packets)
+        monkeypatch.setattr(module, "SAMPLE_BYTES", nbytes)
+    offsets = boundaries(BIGGEST)
+    monkeypatch.setattr(fastpath, "_split_point", lambda *_a: offsets[len(offsets) // 3])
+    joined = []
+    real = fastpath.FastTable.absorb
+    monkeypatch.setattr(fastpath.FastTable, "absorb", lambda self, *a: joined.append(real(self, *a)) or joined[-1])
+    assert read(BIGGEST, True) == read(BIGGEST, False)
+    assert joined == [True]
+
+
 def test_a_second_part_past_the_budget_by_itself_is_given_up(two_cores, monkeypatch):
     """absorb would refuse it: the other process stops reading once it passes the budget and sends no table,
     and this process reads on, with the one-pass result."""
