@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "pcaps" / "zoom_call.pcap"
+from tests.conftest import ROOT, SAMPLES
+
+SAMPLE = SAMPLES / "zoom_call.pcap"
 
 
 def floor(stages: str, out: Path) -> subprocess.CompletedProcess:
