@@ -24,6 +24,13 @@ def two_cores(monkeypatch):
     monkeypatch.setattr(forked, "cores", lambda: 2)
 
 
+def sampling(monkeypatch, **values) -> None:
+    """Set sampling limits (SAMPLE_BYTES_TOTAL, SAMPLE_PACKETS, ...) in flows and in fastpath, which copies them."""
+    for name, value in values.items():
+        for module in (flows, fastpath):
+            monkeypatch.setattr(module, name, value)
+
+
 def read(path, parallel: bool):
     stats = CaptureStats(str(path))
     table = fastpath.read_table(path, stats, parallel=parallel)
@@ -76,8 +83,7 @@ def test_a_capture_cut_short_numbers_its_warning_from_the_start(two_cores, tmp_p
 @pytest.mark.parametrize("share", [0.3, 0.7])
 def test_a_sample_budget_spent_across_the_split_reads_on_in_order(share, two_cores, monkeypatch):
     budget = int(read(BIGGEST, False)[1] * share)  # a share of what the capture would keep
-    monkeypatch.setattr(flows, "SAMPLE_BYTES_TOTAL", budget)
-    monkeypatch.setattr(fastpath, "SAMPLE_BYTES_TOTAL", budget)
+    sampling(monkeypatch, SAMPLE_BYTES_TOTAL=budget)
     one, two = read(BIGGEST, False), read(BIGGEST, True)
     assert one[2] > 0  # the budget was reached
     assert two == one
@@ -87,9 +93,7 @@ def test_a_sample_budget_spent_across_the_split_reads_on_in_order(share, two_cor
 def test_per_flow_caps_reached_across_the_split_join_exactly(packets, nbytes, two_cores, monkeypatch):
     """Flows whose packet or byte cap is reached only in the second part: the join keeps exactly the samples
     a one-process read keeps (what the first part kept counts against the cap)."""
-    for module in (flows, fastpath):
-        monkeypatch.setattr(module, "SAMPLE_PACKETS", packets)
-        monkeypatch.setattr(module, "SAMPLE_BYTES", nbytes)
+    sampling(monkeypatch, SAMPLE_PACKETS=packets, SAMPLE_BYTES=nbytes)
     offsets = boundaries(BIGGEST)
     monkeypatch.setattr(fastpath, "_split_point", lambda *_a: offsets[len(offsets) // 3])
     joined = []
@@ -104,8 +108,7 @@ def test_a_second_part_past_the_budget_by_itself_is_given_up(two_cores, monkeypa
     and this process reads on, with the one-pass result."""
     one_pass = read(BIGGEST, False)
     budget = one_pass[1] // 10
-    monkeypatch.setattr(flows, "SAMPLE_BYTES_TOTAL", budget)
-    monkeypatch.setattr(fastpath, "SAMPLE_BYTES_TOTAL", budget)
+    sampling(monkeypatch, SAMPLE_BYTES_TOTAL=budget)
     offsets = boundaries(BIGGEST)
     monkeypatch.setattr(fastpath, "_split_point", lambda *_a: offsets[len(offsets) // 4])
     monkeypatch.setattr(fastpath, "BATCH", 64)  # it gives up between batches
